@@ -1,0 +1,68 @@
+# The Lepton Book: build, test and run the book.
+#   make book   create .venv, install everything, build the HTML book into _build/html
+#   make test   unit tests, every notebook re-executed by nbval, and a warning-free book build
+#   make lab    JupyterLab on the book
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+TORCH_VERSION := 2.13.0
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+NB ?=
+PYTEST_ARGS ?=
+
+.PHONY: book test unit notebooks html-strict lab nb clean web-assets
+.DEFAULT_GOAL := book
+
+# torch first: a CUDA build where there is a GPU, a CPU build elsewhere (PyPI's
+# Linux wheel for a machine without a GPU is several GB of unused CUDA). A CPU
+# wheel already on the machine (pip's find-links) is used before the network.
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed, found " + sys.version'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(PY) -m pip install --quiet torch==$(TORCH_VERSION); \
+	elif $(PY) -m pip install --quiet --no-index --no-deps torch==$(TORCH_VERSION) 2>/dev/null; then \
+	  echo "torch: using the CPU wheel found on this machine"; \
+	else \
+	  $(PY) -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(CPU_TORCH_INDEX) --extra-index-url https://pypi.org/simple; \
+	fi
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+web-assets: $(BIN)/.installed
+	$(PY) tools/fetch_web_assets.py
+
+book: $(BIN)/.installed web-assets
+	$(BIN)/jupyter-book build . --path-output .
+	@echo "Open _build/html/index.html"
+
+# One pytest run: unit tests and every notebook (nbval re-executes each cell and
+# compares it with the stored output), then the book built with warnings as errors.
+test: $(BIN)/.installed web-assets
+	$(PY) -m pytest tests book --nbval --nbval-current-env --nbval-cell-timeout=300 \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+	$(MAKE) html-strict
+
+unit: $(BIN)/.installed
+	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+notebooks: $(BIN)/.installed
+	$(PY) -m pytest book --nbval --nbval-current-env --nbval-cell-timeout=300 \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+html-strict: $(BIN)/.installed web-assets
+	$(BIN)/jupyter-book build . --path-output . -W -n --keep-going
+
+lab: $(BIN)/.installed
+	$(BIN)/jupyter lab book
+
+# Execute one notebook in place after editing it: make nb NB=book/foundations/losses.ipynb
+nb: $(BIN)/.installed
+	@test -n "$(NB)" || { echo "usage: make nb NB=path/to/notebook.ipynb"; exit 2; }
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=300 $(NB)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,42 @@
+"""Test-session hooks shared by the unit tests and the nbval notebook run."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import pytest
+
+# Notebooks and tests run with the same thread count as CI, so that float
+# reductions (and therefore stored outputs) match run after run.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+_seconds_per_notebook: dict[str, float] = defaultdict(float)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        _seconds_per_notebook[path] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    if not _seconds_per_notebook:
+        return
+    tr = terminalreporter
+    tr.section("time per notebook (kernel start + every cell)")
+    width = max(len(p) for p in _seconds_per_notebook)
+    for path, seconds in sorted(_seconds_per_notebook.items()):
+        flag = "  <-- over the 5-minute budget" if seconds > 300 else ""
+        tr.write_line(f"{path:<{width}}  {seconds:7.1f} s{flag}")
+    tr.write_line(f"{'total':<{width}}  {sum(_seconds_per_notebook.values()):7.1f} s")

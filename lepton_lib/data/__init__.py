@@ -1,0 +1,19 @@
+"""Data: verified downloads (``fetch``) and dataset loaders.
+
+Loaders read ``$LEPTON_DATA_DIR`` first (CI points it at a prepared copy),
+then a cache, then the file's canonical URL, checking every file's sha256.
+"""
+from .download import ChecksumError, DataError, DataUnavailableError, cache_dir, data_dir, fetch, sha256_of
+from .registry import REGISTRY, RemoteFile
+
+__all__ = [
+    "ChecksumError",
+    "DataError",
+    "DataUnavailableError",
+    "REGISTRY",
+    "RemoteFile",
+    "cache_dir",
+    "data_dir",
+    "fetch",
+    "sha256_of",
+]
