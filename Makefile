@@ -62,7 +62,7 @@ lab: $(BIN)/.installed
 # Execute one notebook in place after editing it: make nb NB=book/foundations/losses.ipynb
 nb: $(BIN)/.installed
 	@test -n "$(NB)" || { echo "usage: make nb NB=path/to/notebook.ipynb"; exit 2; }
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=300 $(NB)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=300 $(NB)
 
 clean:
 	rm -rf _build

@@ -9,6 +9,9 @@ import pytest
 # Notebooks and tests run with the same thread count as CI, so that float
 # reductions (and therefore stored outputs) match run after run.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning
+# threads steal the cores from the work (a 20x slowdown was measured); no number changes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _seconds_per_notebook: dict[str, float] = defaultdict(float)
 

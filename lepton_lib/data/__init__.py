@@ -4,16 +4,19 @@ Loaders read ``$LEPTON_DATA_DIR`` first (CI points it at a prepared copy),
 then a cache, then the file's canonical URL, checking every file's sha256.
 """
 from .download import ChecksumError, DataError, DataUnavailableError, cache_dir, data_dir, fetch, sha256_of
+from .digits import DigitsSplit, load_digits_split
 from .registry import REGISTRY, RemoteFile
 
 __all__ = [
     "ChecksumError",
     "DataError",
     "DataUnavailableError",
+    "DigitsSplit",
     "REGISTRY",
     "RemoteFile",
     "cache_dir",
     "data_dir",
     "fetch",
+    "load_digits_split",
     "sha256_of",
 ]

@@ -1,0 +1,203 @@
+"""A small training loop for classifiers: ``fit``, ``evaluate`` and ``predict``.
+
+The loop is deliberately plain, so that later chapters can read it in one sitting and extend
+it (a learning-rate schedule, gradient clipping, mixed precision) by copying
+:func:`train_one_epoch` and changing a line. Loaders yield ``(inputs, labels)`` batches; the
+model maps inputs to logits of shape (B, C) for C classes, or (B,) / (B, 1) for a binary
+classifier trained with ``BCEWithLogitsLoss``; ``loss_fn`` returns the batch *mean*.
+
+Nothing here draws random numbers: call :func:`lepton_lib.utils.set_seed` before building the
+model and the loaders, and two runs give identical histories.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, NamedTuple
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["History", "Evaluation", "predicted_labels", "train_one_epoch", "evaluate", "predict", "fit"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one entry per completed epoch.
+
+    ``train_loss`` is the mean loss over the epoch's batches while the weights were changing;
+    ``val_loss`` and ``val_accuracy`` are measured after the epoch (empty without a
+    validation loader). ``best_epoch`` indexes the lists (0-based) at the lowest ``val_loss``.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Evaluation(NamedTuple):
+    """Mean loss and accuracy over every example of a loader."""
+
+    loss: float
+    accuracy: float
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _unpack(batch: Batch, device: torch.device) -> Batch:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ValueError(f"each batch must be an (inputs, labels) pair, got {type(batch).__name__}"
+                         + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+    inputs, labels = batch
+    return inputs.to(device), labels.to(device)
+
+
+def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
+    """Class predictions: argmax over (B, C) logits, or ``logit > 0`` for (B,) or (B, 1)."""
+    if logits.dim() == 1 or (logits.dim() == 2 and logits.shape[1] == 1):
+        return (logits.reshape(-1) > 0).long()
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (B, C), (B, 1) or (B,), got {tuple(logits.shape)}")
+    return logits.argmax(dim=1)
+
+
+def _loss_input(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A (B, 1) binary logit is flattened to match (B,) labels, as ``BCEWithLogitsLoss`` needs."""
+    if logits.dim() == 2 and logits.shape[1] == 1 and labels.dim() == 1:
+        return logits.reshape(-1)
+    return logits
+
+
+def train_one_epoch(
+    model: nn.Module, loader: Iterable[Batch], optimizer: torch.optim.Optimizer, loss_fn: LossFn,
+    device: torch.device,
+) -> float:
+    """One pass over ``loader`` with a gradient step per batch; returns the mean training loss."""
+    model.train()
+    total_loss, total_examples = 0.0, 0
+    for batch in loader:
+        inputs, labels = _unpack(batch, device)
+        logits = model(inputs)
+        loss = loss_fn(_loss_input(logits, labels), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        # loss is a batch mean: weight it by the batch size so a short last batch counts less.
+        total_loss += loss.item() * len(labels)
+        total_examples += len(labels)
+    if total_examples == 0:
+        raise ValueError("train_loader yielded no batches")
+    return total_loss / total_examples
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable[Batch], device: torch.device | None = None) -> Batch:
+    """Logits and labels for every example of ``loader``, concatenated on the CPU.
+
+    Returns ``(logits, labels)`` of shapes (N, C) (or whatever the model outputs per example)
+    and (N,). The model runs in eval mode (dropout off) and is put back in its previous mode.
+    """
+    device = device or _model_device(model)
+    was_training = model.training
+    model.eval()
+    all_logits, all_labels = [], []
+    for batch in loader:
+        inputs, labels = _unpack(batch, device)
+        all_logits.append(model(inputs).cpu())
+        all_labels.append(labels.cpu())
+    model.train(was_training)
+    if not all_logits:
+        raise ValueError("loader yielded no batches")
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable[Batch], loss_fn: LossFn,
+             device: torch.device | None = None) -> Evaluation:
+    """Mean loss (weighted by batch size, so it is the mean over examples) and accuracy."""
+    device = device or _model_device(model)
+    was_training = model.training
+    model.eval()
+    total_loss, correct, total_examples = 0.0, 0, 0
+    for batch in loader:
+        inputs, labels = _unpack(batch, device)
+        logits = model(inputs)
+        total_loss += loss_fn(_loss_input(logits, labels), labels).item() * len(labels)
+        correct += (predicted_labels(logits) == labels.long()).sum().item()
+        total_examples += len(labels)
+    model.train(was_training)
+    if total_examples == 0:
+        raise ValueError("loader yielded no batches")
+    return Evaluation(total_loss / total_examples, correct / total_examples)
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable[Batch],
+    val_loader: Iterable[Batch] | None,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    epochs: int,
+    device: torch.device | str | None = None,
+    early_stopping_patience: int | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
+
+    After each epoch the model is evaluated on ``val_loader``. With
+    ``early_stopping_patience=p``, training stops once ``p`` epochs in a row have not lowered
+    the validation loss, and the weights of the best epoch are copied back into ``model``
+    (also when all epochs ran), so the returned model is the one the history calls best.
+    ``device=None`` keeps the model where it is; otherwise the model is moved there first.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if early_stopping_patience is not None:
+        if isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int) \
+                or early_stopping_patience < 1:
+            raise ValueError(f"early_stopping_patience must be a positive int or None, got {early_stopping_patience!r}")
+        if val_loader is None:
+            raise ValueError("early_stopping_patience needs a val_loader to watch; got val_loader=None")
+    if device is not None:
+        model.to(device)
+    device = _model_device(model)
+
+    history = History()
+    best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    bar = tqdm(range(epochs), desc="epochs", disable=not progress)
+    for epoch in bar:
+        history.train_loss.append(train_one_epoch(model, train_loader, optimizer, loss_fn, device))
+        if val_loader is None:
+            bar.set_postfix(train_loss=f"{history.train_loss[-1]:.4f}")
+            continue
+        val = evaluate(model, val_loader, loss_fn, device)
+        history.val_loss.append(val.loss)
+        history.val_accuracy.append(val.accuracy)
+        bar.set_postfix(train_loss=f"{history.train_loss[-1]:.4f}", val_loss=f"{val.loss:.4f}",
+                        val_acc=f"{val.accuracy:.4f}")
+        if val.loss < best_loss:
+            best_loss, history.best_epoch, epochs_without_improvement = val.loss, epoch, 0
+            if early_stopping_patience is not None:  # a copy, not a view: training goes on changing the weights
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            epochs_without_improvement += 1
+            if early_stopping_patience is not None and epochs_without_improvement >= early_stopping_patience:
+                history.stopped_early = True
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
