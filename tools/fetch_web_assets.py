@@ -7,6 +7,7 @@ of their files is committed. Run by `make book` and `make test`.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import shutil
 import sys
 import tarfile
@@ -17,17 +18,28 @@ import pooch
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "_static" / "vendor"
 
-# name: (tarball url, npm integrity, members to keep (prefixes inside package/), folder)
+# name: (tarball url, npm integrity, members to keep: paths or globs inside the package; a
+# trailing "/" keeps a whole folder)
 PACKAGES = {
     "mathjax": (
         "https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz",
         "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
-        ("es5/tex-mml-chtml.js", "es5/input/", "es5/output/chtml", "es5/a11y/", "es5/ui/", "es5/adaptors/"),
+        ("es5/tex-mml-chtml.js", "es5/input/", "es5/output/chtml/", "es5/a11y/", "es5/ui/", "es5/adaptors/"),
     ),
     "mermaid": (
         "https://registry.npmjs.org/mermaid/-/mermaid-11.4.1.tgz",
         "sha512-Mb01JT/x6CKDWaxigwfZYuYmDZ6xtrNwNlidKZwkSrDaY9n90tdrJTV5Umk+wP1fZscGptmKFXHsXMDEVZ+Q6A==",
-        ("dist/mermaid.esm.min.mjs", "dist/chunks/mermaid.esm.min/"),
+        ("dist/mermaid.min.js",),
+    ),
+    "requirejs": (
+        "https://registry.npmjs.org/requirejs/-/requirejs-2.3.8.tgz",
+        "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
+        ("require.js",),
+    ),
+    "html-manager": (
+        "https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz",
+        "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        ("dist/embed-amd.js", "dist/*.woff", "dist/*.woff2", "dist/*.ttf", "dist/*.eot", "dist/*.svg"),
     ),
 }
 
@@ -38,10 +50,15 @@ def integrity_to_hex(integrity: str) -> str:
     return base64.b64decode(b64).hex()
 
 
+def _kept(path: str, keep: tuple[str, ...]) -> bool:
+    return any(path.startswith(k) if k.endswith("/") else fnmatch.fnmatch(path, k) for k in keep)
+
+
 def install(name: str, url: str, integrity: str, keep: tuple[str, ...]) -> Path:
     dest = VENDOR / name
     stamp = dest / ".source"
-    if stamp.is_file() and stamp.read_text() == url:
+    wanted = f"{url} {' '.join(keep)}"
+    if stamp.is_file() and stamp.read_text() == wanted:
         return dest
     tarball = pooch.retrieve(url, known_hash=f"sha512:{integrity_to_hex(integrity)}", progressbar=False,
                              path=pooch.os_cache("lepton_book") / "web")
@@ -49,11 +66,11 @@ def install(name: str, url: str, integrity: str, keep: tuple[str, ...]) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(tarball) as tar:
         members = [m for m in tar.getmembers()
-                   if m.isfile() and m.name.startswith("package/") and m.name[len("package/"):].startswith(keep)]
+                   if m.isfile() and m.name.startswith("package/") and _kept(m.name[len("package/"):], keep)]
         for member in members:
             member.name = member.name[len("package/"):]
         tar.extractall(tmp, members=members, filter="data")
-    (tmp / ".source").write_text(url)
+    (tmp / ".source").write_text(wanted)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)  # swap in whole, so a half-unpacked folder is never used
     return dest
