@@ -12,7 +12,7 @@ CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
 NB ?=
 PYTEST_ARGS ?=
 
-.PHONY: book test unit notebooks html-strict lab nb clean web-assets
+.PHONY: book test unit notebooks html-strict browser-test zip lab nb clean web-assets
 .DEFAULT_GOAL := book
 
 # torch first: a CUDA build where there is a GPU, a CPU build elsewhere (PyPI's
@@ -43,15 +43,27 @@ book: $(BIN)/.installed web-assets
 	$(BIN)/jupyter-book build . --path-output .
 	@echo "Open _build/html/index.html"
 
-# One pytest run: unit tests and every notebook (nbval re-executes each cell and
-# compares it with the stored output), then the book built with warnings as errors.
+# Unit tests and every notebook in one pytest run (nbval re-executes each cell and
+# compares it with the stored output), then the book built with warnings as errors,
+# then that book driven in headless Chromium with the network cut off.
 test: $(BIN)/.installed web-assets
-	$(PY) -m pytest tests book --nbval --nbval-current-env --nbval-cell-timeout=300 \
+	$(PY) -m pytest tests book --ignore=tests/browser --nbval --nbval-current-env --nbval-cell-timeout=300 \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 	$(MAKE) html-strict
+	$(MAKE) browser-test
+
+browser-test: $(BIN)/.installed
+	$(PY) -m pytest tests/browser -p no:cacheprovider -q
+
+# The built book as one zip that works when unpacked and opened from disk.
+zip:
+	@test -f _build/html/index.html || { echo "build the book first: make book"; exit 2; }
+	rm -f _build/lepton-book-html.zip
+	cd _build && $(abspath $(PY)) -c 'import shutil; shutil.make_archive("lepton-book-html", "zip", ".", "html")'
+	@echo "_build/lepton-book-html.zip"
 
 unit: $(BIN)/.installed
-	$(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/browser -p no:cacheprovider $(PYTEST_ARGS)
 
 notebooks: $(BIN)/.installed
 	$(PY) -m pytest book --nbval --nbval-current-env --nbval-cell-timeout=300 \

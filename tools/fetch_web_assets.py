@@ -1,4 +1,4 @@
-"""Put MathJax and mermaid into `_static/vendor/` so the built book needs no CDN.
+"""Put MathJax, mermaid and the widget manager into `_web_assets/vendor/` so the built book needs no CDN.
 
 Both come from the npm registry as pinned release tarballs, checked against the
 registry's sha512 integrity value, cached (pooch) and unpacked at build time; none
@@ -16,7 +16,7 @@ from pathlib import Path
 import pooch
 
 ROOT = Path(__file__).resolve().parents[1]
-VENDOR = ROOT / "_static" / "vendor"
+VENDOR = ROOT / "_web_assets" / "vendor"
 
 # name: (tarball url, npm integrity, members to keep: paths or globs inside the package; a
 # trailing "/" keeps a whole folder)
@@ -36,7 +36,9 @@ PACKAGES = {
         "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
         ("require.js",),
     ),
-    "html-manager": (
+    # Laid out as <cdn>/@jupyter-widgets/html-manager/dist/, where the widget manager
+    # looks for its fonts; _ext/lepton_offline.py points <cdn> at this folder.
+    "@jupyter-widgets/html-manager": (
         "https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz",
         "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
         ("dist/embed-amd.js", "dist/*.woff", "dist/*.woff2", "dist/*.ttf", "dist/*.eot", "dist/*.svg"),
@@ -62,6 +64,7 @@ def install(name: str, url: str, integrity: str, keep: tuple[str, ...]) -> Path:
         return dest
     tarball = pooch.retrieve(url, known_hash=f"sha512:{integrity_to_hex(integrity)}", progressbar=False,
                              path=pooch.os_cache("lepton_book") / "web")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(tarball) as tar:
