@@ -70,7 +70,7 @@ notebooks: $(BIN)/.installed
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
 html-strict: $(BIN)/.installed web-assets
-	$(BIN)/jupyter-book build . --path-output . -W -n --keep-going
+	$(BIN)/jupyter-book build . --path-output . --all -W -n --keep-going
 
 lab: $(BIN)/.installed
 	$(BIN)/jupyter lab book

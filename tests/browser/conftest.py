@@ -96,8 +96,22 @@ class PageProbe:
         self.page.route("**/*", route)
         self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.console_errors.append(f"uncaught: {e}"))
-        self.page.on("requestfailed", lambda r: self.failed_requests.append(r.url))
+        self.pending: set[str] = set()
+        self.page.on("request", lambda r: self.pending.add(r.url))
+        self.page.on("requestfinished", lambda r: self.pending.discard(r.url))
+        self.page.on("requestfailed", lambda r: (self.pending.discard(r.url), self.failed_requests.append(r.url)))
         self.page.on("response", lambda r: self.failed_requests.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+    def wait_until_quiet(self, quiet_ms: int = 500, timeout_ms: int = 30_000) -> None:
+        """Wait until no request has been in flight for ``quiet_ms`` (Playwright's own
+        "networkidle" never fired on some pages although every request had finished)."""
+        quiet = waited = 0
+        while quiet < quiet_ms:
+            if waited > timeout_ms:
+                raise AssertionError(f"requests still in flight after {timeout_ms} ms: {sorted(self.pending)[:5]}")
+            self.page.wait_for_timeout(100)
+            waited += 100
+            quiet = quiet + 100 if not self.pending else 0
 
     def close(self) -> None:
         self.context.close()

@@ -56,7 +56,7 @@ def render(probe: PageProbe, url: str) -> dict:
             " .jupyter-widgets.widget-image, .jupyter-widgets.widget-html, .jupyter-widgets.widget-label').length >= n",
             arg=views, timeout=WAIT_MS,
         )
-    page.wait_for_load_state("networkidle")
+    probe.wait_until_quiet()
     return page.evaluate(
         """() => {
         const maths = [...document.querySelectorAll('span.math, div.math')];
