@@ -1,4 +1,4 @@
-"""Attention: scaled dot-product attention, a tiled (flash-style) pass, multi-head attention, a KV cache.
+"""Attention: scaled dot-product attention, causal masks and multi-head attention.
 
 Scaled dot-product attention (Vaswani et al. 2017, arXiv:1706.03762) maps queries ``(..., L, E)``,
 keys ``(..., S, E)`` and values ``(..., S, Ev)`` to ``softmax(Q K^T * scale + mask) V`` of shape
@@ -16,19 +16,22 @@ weights are zero and every gradient that flows through it is zero. The textbook 
 (its "safe softmax", pytorch/pytorch#133882; earlier releases return NaN, and the fast path below
 guards against them), while ``nn.MultiheadAttention`` still returns NaN rows for a fully padded
 sequence (checked with torch 2.13).
+
+The tiled (flash-style) pass and the KV cache for decoding live in ``lepton_lib.tiled_attention``.
 """
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
-__all__ = [
-    "causal_mask", "scaled_dot_product_attention", "tiled_attention", "KVCache", "MultiHeadAttention",
-]
+if TYPE_CHECKING:  # tiled_attention imports this module's checks: import it for type hints only
+    from .tiled_attention import KVCache
+
+__all__ = ["causal_mask", "scaled_dot_product_attention", "MultiHeadAttention"]
 
 _IMPLEMENTATIONS = ("auto", "fast", "reference")
 
@@ -171,189 +174,6 @@ def scaled_dot_product_attention(
     mask = causal_mask(L, S, device=query.device) if is_causal else attn_mask
     out, weights = _reference_attention(query, key, value, mask, dropout_p, scale)
     return (out, weights) if return_weights else out
-
-
-# --- Tiled attention: the online softmax of FlashAttention, written in plain PyTorch ---------------
-
-
-def _block_scores(
-    q: Tensor, k_block: Tensor, start: int, padding: Tensor | None, is_causal: bool, scale: float
-) -> Tensor:
-    """Scores ``(..., L, Bk)`` of every query against keys ``start .. start+Bk``, masked with -inf."""
-    scores = q @ k_block.transpose(-2, -1) * scale
-    blocked = None
-    if is_causal:
-        blocked = ~causal_mask(q.shape[-2], k_block.shape[-2], offset=-start, device=q.device)
-    if padding is not None:
-        pad = padding[..., start : start + k_block.shape[-2]].unsqueeze(-2)  # (..., 1, Bk)
-        blocked = pad if blocked is None else blocked | pad
-    return scores if blocked is None else scores.masked_fill(blocked, -math.inf)
-
-
-class _TiledAttention(torch.autograd.Function):
-    """Forward and backward both walk over key blocks, so nothing of size L x S is ever stored."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, padding, is_causal, scale, block_size):  # noqa: ANN001, ANN205
-        L, S = q.shape[-2], k.shape[-2]
-        running_max = q.new_full(q.shape[:-1], -math.inf)  # (..., L) largest score seen so far
-        running_sum = q.new_zeros(q.shape[:-1])  # (..., L) sum of exp(score - running_max)
-        acc = q.new_zeros(q.shape[:-1] + v.shape[-1:])  # (..., L, Ev) unnormalised output
-        for start in range(0, S, block_size):
-            if is_causal and start >= L:  # every later key lies in every query's future
-                break
-            k_block = k[..., start : start + block_size, :]
-            scores = _block_scores(q, k_block, start, padding, is_causal, scale)
-            new_max = torch.maximum(running_max, scores.amax(dim=-1))
-            # Rows that have seen only -inf keep max = -inf; subtract 0 there so exp gives 0, not NaN.
-            shift = new_max.masked_fill(torch.isneginf(new_max), 0.0)
-            p = torch.exp(scores - shift.unsqueeze(-1))
-            correction = torch.exp(running_max - shift)  # rescales what was summed under the old max
-            running_sum = running_sum * correction + p.sum(dim=-1)
-            acc = acc * correction.unsqueeze(-1) + p @ v[..., start : start + block_size, :]
-            running_max = new_max
-        empty = running_sum == 0  # fully masked rows: acc is 0 there, and so is the output
-        out = acc / running_sum.masked_fill(empty, 1.0).unsqueeze(-1)
-        # log-sum-exp per row lets backward recompute each block's weights exactly: p = exp(s - lse).
-        lse = torch.where(empty, torch.zeros_like(running_max), running_max + torch.log(running_sum))
-        ctx.save_for_backward(q, k, v, padding, out, lse)
-        ctx.is_causal, ctx.scale, ctx.block_size = is_causal, scale, block_size
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
-        q, k, v, padding, out, lse = ctx.saved_tensors
-        L, S, block = q.shape[-2], k.shape[-2], ctx.block_size
-        # d(softmax) needs sum_j p_ij dP_ij = sum_e dO_ie O_ie, one number per row.
-        row_dot = (grad_out * out).sum(dim=-1, keepdim=True)
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for start in range(0, S, block):
-            if ctx.is_causal and start >= L:
-                break
-            k_block, v_block = k[..., start : start + block, :], v[..., start : start + block, :]
-            scores = _block_scores(q, k_block, start, padding, ctx.is_causal, ctx.scale)
-            p = torch.exp(scores - lse.unsqueeze(-1))  # this block's softmax weights, recomputed
-            dv[..., start : start + block, :] = p.transpose(-2, -1) @ grad_out
-            d_scores = p * (grad_out @ v_block.transpose(-2, -1) - row_dot)
-            dq += d_scores @ k_block * ctx.scale
-            dk[..., start : start + block, :] = d_scores.transpose(-2, -1) @ q * ctx.scale
-        return dq, dk, dv, None, None, None, None
-
-
-def tiled_attention(
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    block_size: int = 128,
-    is_causal: bool = False,
-    key_padding_mask: Tensor | None = None,
-    scale: float | None = None,
-) -> Tensor:
-    """Exact attention computed one block of ``block_size`` keys at a time (online softmax).
-
-    The idea of FlashAttention (Dao et al. 2022, arXiv:2205.14135) with the online softmax of
-    Milakov & Gimelshein (2018, arXiv:1805.02867): keep, per query, a running max ``m`` and running
-    sum ``l`` of ``exp(score - m)``; when a new block raises the max to ``m'``, rescale the sum and
-    the partial output by ``exp(m - m')``. Forward and backward store O(L + S) per row instead of the
-    L x S weight matrix (the backward recomputes each block's weights from the saved log-sum-exp).
-    Written for teaching: it is slower than torch's kernel but equal to the reference path.
-
-    Shapes as in ``scaled_dot_product_attention``. ``key_padding_mask`` (True = padding) has shape
-    ``(..., S)`` matching query's batch dims, or ``(B, S)`` with ``B = query.shape[0]`` (then shared by
-    the middle dims, e.g. heads). Fully masked rows give zeros, as everywhere in this module.
-    """
-    _check_qkv(query, key, value)
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    batch, S = tuple(query.shape[:-2]), key.shape[-2]
-    padding = key_padding_mask
-    if padding is not None:
-        if not isinstance(padding, Tensor) or padding.dtype != torch.bool or padding.device != query.device:
-            got = f"{padding.dtype} on {padding.device}" if isinstance(padding, Tensor) else type(padding)
-            raise ValueError(f"key_padding_mask must be a bool tensor on {query.device}, got {got}")
-        shape = tuple(padding.shape)
-        if shape == batch[:1] + (S,) and len(batch) > 1:
-            padding = padding.reshape(batch[:1] + (1,) * (len(batch) - 1) + (S,))
-        elif shape != batch + (S,):
-            raise ValueError(
-                f"key_padding_mask has shape {shape}, expected {batch + (S,)} or {batch[:1] + (S,)}"
-            )
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    return _TiledAttention.apply(query, key, value, padding, is_causal, scale, block_size)
-
-
-# --- Incremental decoding ---------------------------------------------------------------------------
-
-
-class KVCache:
-    """Preallocated keys ``(B, H, max_length, Dh)`` and values ``(B, H, max_length, Dv)``.
-
-    Decoding one token at a time, a model needs the keys and values of every earlier token; the
-    cache keeps them so each step projects only the new token. It is for inference: append under
-    ``torch.no_grad()`` (the buffer is written in place, which autograd cannot differentiate).
-    """
-
-    def __init__(
-        self,
-        batch_size: int,
-        num_heads: int,
-        max_length: int,
-        head_dim: int,
-        value_dim: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        sizes = {"batch_size": batch_size, "num_heads": num_heads, "max_length": max_length, "head_dim": head_dim}
-        for name, size in sizes.items():
-            if not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive int, got {size!r}")
-        value_dim = head_dim if value_dim is None else value_dim
-        self.keys = torch.zeros(batch_size, num_heads, max_length, head_dim, dtype=dtype, device=device)
-        self.values = torch.zeros(batch_size, num_heads, max_length, value_dim, dtype=dtype, device=device)
-        self._length = 0
-
-    @property
-    def length(self) -> int:
-        """Number of positions stored so far."""
-        return self._length
-
-    @property
-    def max_length(self) -> int:
-        return self.keys.shape[2]
-
-    def reset(self) -> None:
-        """Forget every stored position (the memory stays allocated)."""
-        self._length = 0
-
-    def append(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``key (B, H, T, Dh)`` and ``value (B, H, T, Dv)``; return all keys and values so far."""
-        B, H, _, Dh = self.keys.shape
-        for name, t, buffer in (("key", key, self.keys), ("value", value, self.values)):
-            expected = (B, H, "T", buffer.shape[3])
-            if not isinstance(t, Tensor) or t.dim() != 4 or any(
-                want != "T" and got != want for got, want in zip(t.shape, expected)
-            ):
-                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"{name} must have shape {expected}, got {got}")
-            if t.dtype != buffer.dtype or t.device != buffer.device:
-                raise ValueError(
-                    f"{name} has dtype {t.dtype} on {t.device}, expected {buffer.dtype} on {buffer.device}"
-                )
-            if torch.is_grad_enabled() and t.requires_grad:
-                raise ValueError(f"{name} requires grad; KVCache is for inference, use torch.no_grad()")
-        if key.shape[2] != value.shape[2]:
-            raise ValueError(f"key has {key.shape[2]} positions but value has {value.shape[2]}, expected equal")
-        start, stop = self._length, self._length + key.shape[2]
-        if stop > self.max_length:
-            raise ValueError(
-                f"KVCache overflow: it holds {start} of {self.max_length} positions, "
-                f"cannot append {key.shape[2]} more"
-            )
-        self.keys[:, :, start:stop] = key
-        self.values[:, :, start:stop] = value
-        self._length = stop
-        return self.keys[:, :, :stop], self.values[:, :, :stop]
 
 
 # --- Multi-head attention ---------------------------------------------------------------------------

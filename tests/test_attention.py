@@ -1,4 +1,4 @@
-"""lepton_lib.attention against torch: SDPA, nn.MultiheadAttention, the tiled pass and the KV cache.
+"""lepton_lib.attention and lepton_lib.tiled_attention against torch: SDPA, nn.MultiheadAttention, tiling, KV cache.
 
 Forward outputs and backward gradients (inputs and every parameter) must agree to 1e-5 in float32
 and 1e-10 in float64. Tests marked ``gpu`` repeat the parity on CUDA (skipped without a GPU).
@@ -14,13 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lepton_lib.attention import (
-    KVCache,
-    MultiHeadAttention,
-    causal_mask,
-    scaled_dot_product_attention,
-    tiled_attention,
-)
+from lepton_lib.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+from lepton_lib.tiled_attention import KVCache, tiled_attention
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 DTYPES = [torch.float32, torch.float64]
