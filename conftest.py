@@ -16,6 +16,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _seconds_per_notebook: dict[str, float] = defaultdict(float)
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: one intra-op thread avoids hand-off costs (and spinning on a busy
+    machine). Use with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 

@@ -17,22 +17,10 @@ from torch import nn
 from lepton_lib.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 from lepton_lib.tiled_attention import KVCache, tiled_attention
 
-TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-DTYPES = [torch.float32, torch.float64]
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+from parity import DEVICES, DTYPES, TOL, assert_close  # noqa: E402  (tests/ is on sys.path)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: a second thread only adds synchronisation (and spinning on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
-    torch.testing.assert_close(actual, expected, atol=TOL[dtype], rtol=TOL[dtype])
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def randn(*shape: int, dtype: torch.dtype = torch.float64, device: str = "cpu", seed: int = 0) -> torch.Tensor:

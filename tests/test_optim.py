@@ -17,13 +17,7 @@ from hypothesis import strategies as st
 
 from lepton_lib import optim as lo
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: one intra-op thread avoids thread hand-off costs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TOL = 1e-12  # float64 parameters must agree to this after EVERY step

@@ -13,12 +13,7 @@ from torch import nn
 from lepton_lib.tiny_models import IGNORE_INDEX, PatchEmbedding, TinyTransformer, TinyViT, make_sequence_task
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize("task", ["copy", "reverse", "sort"])
