@@ -1,0 +1,182 @@
+"""Benchmark one BERT pretraining step: lepton_lib's BertForPreTraining against transformers'.
+
+Both models have the identical ``mini`` configuration (4 layers, hidden 256, 4 heads, feed-forward
+1024, vocabulary 30,522 as bert-base-uncased), the same weights (copied from the randomly initialised
+``transformers.BertForPreTraining``) and train on the same batch (16 sequences of 128 tokens, 15% of
+the tokens masked as BERT does, random NSP labels), with AdamW, in fp32 on the CPU. A step is
+forward, backward and ``optimizer.step()``; we report the median over ``--repeats`` steps after
+``--warmup`` steps, in training tokens per second (16 x 128 tokens per step).
+
+Three variants are timed:
+
+* ``hf``: ``transformers.BertForPreTraining`` (its default SDPA attention), the reference;
+* ``ours``: the vocabulary projection only at the masked positions (``predict_masked_only=True``);
+* ``ours-all-positions``: the projection at every position, as the reference does; the difference
+  between the two isolates that lever.
+
+The losses of all three are checked to agree (dropout off for that check). FLOP count (per
+training token, multiply-add = 2 FLOPs, backward = 2 x forward, so training = 3 x forward):
+``6 N`` for the N encoder weights (``lepton_lib.flops.transformer_training_flops``), plus attention
+``3 x 4 L S H`` (scores Q K^T and the weighted sum of V, 2 S H each per layer and token, which the
+6N rule omits), plus the MLM head ``3 x 2 (H^2 + V H)`` per *masked* token (the work the loss needs).
+"Achieved GFLOP/s" divides this useful work by the measured time, for every variant, and is also
+given as a share of a large fp32 matrix product measured on the same machine (``--matmul-size``).
+The script also times that matrix product in bfloat16 on the CPU, to show why the training loop
+does not autocast to bf16 on CPUs without native bf16 units.
+
+    python benchmarks/bert_pretrain.py                  # 2 threads, 5 repeats
+    python benchmarks/bert_pretrain.py --repeats 10 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from lepton_lib.bert import BertConfig, BertForPreTraining, from_hf_state_dict  # noqa: E402
+from lepton_lib.flops import transformer_training_flops  # noqa: E402
+from lepton_lib.pretrain import machine_info  # noqa: E402
+from lepton_lib.pretraining_data import mask_tokens  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="mini")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout while timing (BERT's 0.1)")
+    p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    return p.parse_args(argv)
+
+
+def make_batch(config: BertConfig, batch: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """[CLS] A [SEP] B [SEP] of random ordinary tokens (ids 1000..V-1), BERT-masked."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, config.vocab_size, (batch, seq_len), generator=g)
+    half = seq_len // 2
+    ids[:, 0], ids[:, half], ids[:, -1] = 101, 102, 102  # bert-base-uncased's [CLS] and [SEP]
+    types = torch.zeros_like(ids)
+    types[:, half + 1 :] = 1
+    masked, labels = mask_tokens(ids, special_ids=[0, 100, 101, 102, 103], mask_id=103,
+                                 vocab_size=config.vocab_size, generator=g)
+    return {"input_ids": masked, "token_type_ids": types, "attention_mask": torch.ones_like(ids),
+            "labels": labels, "nsp": torch.randint(0, 2, (batch,), generator=g)}
+
+
+def step_fn(model, batch, ours: bool):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+    def step() -> float:
+        if ours:
+            loss = model(**inputs, mlm_labels=batch["labels"], nsp_labels=batch["nsp"]).loss
+        else:
+            loss = model(**inputs, labels=batch["labels"], next_sentence_label=batch["nsp"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def median_seconds(fn, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    seconds = median_seconds(lambda: torch.mm(a, b), repeats, 1)
+    return 2 * n**3 / seconds / 1e9
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import transformers
+
+    config = BertConfig.preset(args.preset, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
+    torch.manual_seed(0)
+    hf = transformers.BertForPreTraining(transformers.BertConfig(**config.to_dict()))
+    models = {"hf": hf}
+    for name, masked_only in (("ours", True), ("ours-all-positions", False)):
+        ours = BertForPreTraining(config, predict_masked_only=masked_only)
+        if from_hf_state_dict(ours, hf.state_dict()):
+            raise RuntimeError("weights did not copy completely")
+        models[name] = ours
+    batch = make_batch(config, args.batch, args.seq_len)
+    n_masked = int((batch["labels"] != -100).sum())
+
+    # 1. Same weights, same batch: the losses agree (dropout off for this check).
+    losses = {}
+    with torch.no_grad():
+        for name, model in models.items():
+            model.eval()
+            inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+            out = (model(**inputs, mlm_labels=batch["labels"], nsp_labels=batch["nsp"]) if name != "hf"
+                   else model(**inputs, labels=batch["labels"], next_sentence_label=batch["nsp"]))
+            losses[name] = out.loss.item()
+            model.train()
+
+    # 2. Training steps per second.
+    seconds = {name: median_seconds(step_fn(model, batch, name != "hf"), args.repeats, args.warmup)
+               for name, model in models.items()}
+    tokens = args.batch * args.seq_len
+    L, H, V, S = config.num_hidden_layers, config.hidden_size, config.vocab_size, args.seq_len
+    encoder_params = sum(p.numel() for p in models["ours"].bert.encoder.parameters())
+    useful_flops = (transformer_training_flops(encoder_params, tokens) + 3 * 4 * L * S * H * tokens
+                    + 3 * 2 * (H * H + V * H) * n_masked)
+    peak = matmul_gflops(args.matmul_size, torch.float32)
+    bf16 = matmul_gflops(min(args.matmul_size, 512), torch.bfloat16, repeats=2)
+    fp32_small = matmul_gflops(min(args.matmul_size, 512), torch.float32)
+    rows = {name: {"seconds_per_step": s, "tokens_per_s": tokens / s, "gflops": useful_flops / s / 1e9,
+                   "share_of_matmul": useful_flops / s / 1e9 / peak, "loss": losses[name],
+                   "speedup_vs_hf": seconds["hf"] / s} for name, s in seconds.items()}
+    result = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
+        "machine": machine_info() | {"load_average_1min": os.getloadavg()[0], "platform": platform.platform()},
+        "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": S,
+        "threads": args.threads, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
+        "useful_flops_per_step": useful_flops, "matmul_fp32_gflops": peak,
+        "matmul_512_fp32_gflops": fp32_small, "matmul_512_bf16_gflops": bf16, "results": rows,
+    }
+    print(f"# {result['command']}")
+    print(f"# {result['machine']['cpu']}, {args.threads} threads, torch {result['machine']['torch']}, "
+          f"transformers {result['transformers']}, load average {result['machine']['load_average_1min']:.2f}")
+    print(f"# {args.preset}: batch {args.batch} x {S} tokens, {n_masked} masked; "
+          f"{useful_flops / 1e9:.1f} useful GFLOP per step; large fp32 matmul {peak:.1f} GFLOP/s")
+    print(f"{'variant':<20} {'s/step':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} {'x hf':>6} {'loss':>9}")
+    for name, r in rows.items():
+        print(f"{name:<20} {r['seconds_per_step']:8.3f} {r['tokens_per_s']:9.0f} {r['gflops']:8.1f} "
+              f"{r['share_of_matmul']:9.1%} {r['speedup_vs_hf']:6.2f} {r['loss']:9.5f}")
+    print(f"# bf16 on this CPU: a 512x512 matmul runs at {bf16:.2f} GFLOP/s vs {fp32_small:.1f} in fp32 "
+          f"({fp32_small / bf16:.0f}x slower)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

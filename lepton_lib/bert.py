@@ -1,0 +1,417 @@
+"""BERT (Devlin et al. 2019, arXiv:1810.04805): a Transformer encoder pretrained on unlabelled text.
+
+``BertModel`` = embeddings (token + segment + position, then LayerNorm and dropout) -> a stack of
+post-LN encoder layers from ``lepton_lib.transformer`` (GELU, exact erf form) -> a pooler
+(``tanh(W h_[CLS] + b)``). On top of it:
+
+* ``BertForPreTraining``: the masked-language-model head (dense, GELU, LayerNorm, then a projection
+  onto the vocabulary whose matrix IS the word-embedding matrix, "tied") and the next-sentence head
+  (a 2-way classifier on the pooled ``[CLS]`` vector). The MLM loss is a cross-entropy over the
+  masked positions only. With ``predict_masked_only=True`` the vocabulary projection runs only
+  on those positions: about 15% of the work of the largest matrix product of a small BERT.
+* ``BertForSequenceClassification``: dropout and a linear layer on the pooled vector.
+
+Parameter names differ from Hugging Face's; ``to_hf_state_dict`` / ``from_hf_state_dict`` translate,
+``load_pretrained`` reads a Hugging Face directory (``config.json`` + ``model.safetensors``) and
+``save_pretrained`` writes one that ``transformers`` can read. Masks follow Hugging Face at this
+level: ``attention_mask`` is 1 (or True) on real tokens and 0 on padding.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .transformer import TransformerEncoder, TransformerEncoderLayer
+
+__all__ = [
+    "BertConfig", "BertOutput", "PreTrainingOutput", "BertEmbeddings", "BertModel", "BertForPreTraining",
+    "BertForSequenceClassification", "count_parameters", "to_hf_state_dict", "from_hf_state_dict",
+    "load_pretrained", "save_pretrained",
+]
+
+IGNORE_INDEX = -100  # label of a position the MLM loss skips (unmasked tokens), as in torch and HF
+
+# (layers, hidden, heads) of the compact BERTs of Turc et al. 2019 (arXiv:1908.08962) and BERT-base.
+PRESETS = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "base": (12, 768, 12)}
+
+
+@dataclass
+class BertConfig:
+    """Sizes and hyper-parameters, with Hugging Face's field names (so ``config.json`` maps 1:1)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    num_labels: int = 2
+    classifier_dropout: float | None = None
+    extra: dict = field(default_factory=dict, repr=False)  # unknown config.json keys, kept for the round trip
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size", "num_labels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                             f"({self.num_attention_heads})")
+        if self.hidden_act != "gelu":
+            raise ValueError(f"hidden_act must be 'gelu' (exact erf GELU, as BERT), got {self.hidden_act!r}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id must lie in [0, {self.vocab_size}), got {self.pad_token_id}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> BertConfig:
+        """``tiny`` (2 layers, 128 hidden, 2 heads), ``mini`` (4/256/4), ``small`` (4/512/8), ``base`` (12/768/12).
+
+        The feed-forward width is 4 x hidden, as in every BERT.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        layers, hidden, heads = PRESETS[name]
+        sizes = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
+                     intermediate_size=4 * hidden)
+        return cls(**(sizes | overrides))
+
+    def to_dict(self) -> dict:
+        """The ``config.json`` dictionary of Hugging Face's ``BertConfig``."""
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return self.extra | data | {"model_type": "bert"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BertConfig:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        if data.get("model_type", "bert") != "bert":
+            raise ValueError(f"config model_type must be 'bert', got {data.get('model_type')!r}")
+        if data.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"only absolute position embeddings are supported, got {data['position_embedding_type']!r}")
+        num_labels = len(data["id2label"]) if "id2label" in data else data.get("num_labels", 2)
+        values = {k: v for k, v in data.items() if k in known} | {"num_labels": num_labels}
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclass
+class BertOutput:
+    last_hidden_state: Tensor  # (B, S, H)
+    pooler_output: Tensor | None  # (B, H): tanh(W h_[CLS] + b)
+    attentions: list[Tensor] | None = None  # one (B, heads, S, S) per layer, when asked for
+
+
+@dataclass
+class PreTrainingOutput:
+    loss: Tensor | None  # mlm_loss + nsp_loss, when labels were given
+    mlm_loss: Tensor | None  # mean cross-entropy over the masked positions
+    nsp_loss: Tensor | None  # mean cross-entropy of IsNext / NotNext
+    mlm_logits: Tensor  # (B, S, V), or (M, V) for the M masked positions with predict_masked_only
+    nsp_logits: Tensor | None  # (B, 2): class 0 = IsNext, 1 = NotNext (Hugging Face's convention)
+    mlm_loss_sum: Tensor | None = None  # the sums and counts, to normalise over several micro-batches
+    nsp_loss_sum: Tensor | None = None
+    num_masked: int = 0
+
+
+class BertEmbeddings(nn.Module):
+    """``LayerNorm(E_token[id] + E_segment[type] + E_position[i])``, then dropout: (B, S) -> (B, S, H)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.segment_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # learned, absolute: 0..S-1
+        x = self.word_embeddings(input_ids) + self.segment_embeddings(token_type_ids) + self.position_embeddings(positions)
+        return self.dropout(self.norm(x))
+
+
+def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor | None,
+                  token_type_ids: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Validate the inputs; return segment ids and the padding mask (True = padding) or None."""
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
+        got = f"{input_ids.dtype} of shape {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor) else type(input_ids)
+        raise ValueError(f"input_ids must be an int64 tensor of shape (B, S), got {got}")
+    B, S = input_ids.shape
+    if B == 0 or S == 0:
+        raise ValueError(f"input_ids is empty (shape {(B, S)}); expected at least one token per sequence")
+    if S > config.max_position_embeddings:
+        raise ValueError(f"input_ids has {S} positions, more than max_position_embeddings = "
+                         f"{config.max_position_embeddings}; truncate or split the sequence")
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= config.vocab_size:
+        raise ValueError(f"input_ids must lie in [0, {config.vocab_size}) (vocab_size), got values in [{low}, {high}]")
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    elif not isinstance(token_type_ids, Tensor) or token_type_ids.shape != input_ids.shape:
+        got = tuple(token_type_ids.shape) if isinstance(token_type_ids, Tensor) else type(token_type_ids).__name__
+        raise ValueError(f"token_type_ids must have input_ids' shape {(B, S)}, got {got}")
+    elif int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= config.type_vocab_size:
+        raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size}) (type_vocab_size)")
+    if attention_mask is None:
+        return token_type_ids, None
+    if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must have input_ids' shape {(B, S)} (1 = token, 0 = padding), got {got}")
+    if attention_mask.dtype != torch.bool and bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+    padding = attention_mask == 0
+    return token_type_ids, (padding if bool(padding.any()) else None)  # no padding: let attention skip the mask
+
+
+class BertModel(nn.Module):
+    """``forward(input_ids (B, S), attention_mask, token_type_ids) -> BertOutput``."""
+
+    def __init__(self, config: BertConfig, add_pooler: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        layer = TransformerEncoderLayer(
+            config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            dropout=config.hidden_dropout_prob, activation="gelu", norm_first=False,  # post-LN, as BERT
+            layer_norm_eps=config.layer_norm_eps, batch_first=True,
+        )
+        layer.self_attn.dropout = config.attention_probs_dropout_prob  # on the attention weights
+        layer.ffn.dropout = nn.Identity()  # BERT has no dropout between the two feed-forward matrices
+        self.encoder = TransformerEncoder(layer, config.num_hidden_layers)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooler else None
+        self.apply(lambda module: init_bert_weights(module, config.initializer_range))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+                output_attentions: bool = False) -> BertOutput:
+        token_type_ids, padding = _check_inputs(self.config, input_ids, attention_mask, token_type_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        attentions = [] if output_attentions else None
+        for layer in self.encoder.layers:
+            if output_attentions:  # recompute this layer's weights from its input (the layer does not return them)
+                _, weights = layer.self_attn(x, x, x, key_padding_mask=padding, need_weights=True)
+                attentions.append(weights)
+            x = layer(x, src_key_padding_mask=padding)
+        pooled = None if self.pooler is None else torch.tanh(self.pooler(x[:, 0]))  # the [CLS] position
+        return BertOutput(x, pooled, attentions)
+
+
+def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: N(0, std^2) weights, zero biases, LayerNorm = identity, zero padding row."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class BertForPreTraining(nn.Module):
+    """BERT with the MLM and (optionally) NSP heads.
+
+    ``forward(input_ids, attention_mask, token_type_ids, mlm_labels (B, S), nsp_labels (B,))``:
+    ``mlm_labels`` holds the original id at each masked position and -100 elsewhere; ``nsp_labels``
+    is 0 when segment B really follows A and 1 when it is a random sentence.
+    """
+
+    def __init__(self, config: BertConfig, use_nsp: bool = True, predict_masked_only: bool = True) -> None:
+        super().__init__()
+        self.config, self.use_nsp, self.predict_masked_only = config, use_nsp, predict_masked_only
+        self.bert = BertModel(config, add_pooler=use_nsp)  # without NSP nothing would train the pooler
+        H = config.hidden_size
+        self.mlm_dense = nn.Linear(H, H)
+        self.mlm_norm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))  # the projection's matrix is the embedding
+        self.nsp_head = nn.Linear(H, 2) if use_nsp else None
+        for module in (self.mlm_dense, self.mlm_norm, self.nsp_head):
+            if module is not None:
+                init_bert_weights(module, config.initializer_range)
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """(..., H) -> (..., V): transform, then score every word by a dot product with its embedding."""
+        h = self.mlm_norm(F.gelu(self.mlm_dense(hidden)))
+        return F.linear(h, self.bert.embeddings.word_embeddings.weight, self.mlm_bias)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+                mlm_labels: Tensor | None = None, nsp_labels: Tensor | None = None) -> PreTrainingOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        nsp_logits = self.nsp_head(out.pooler_output) if self.use_nsp else None
+        if mlm_labels is not None and (not isinstance(mlm_labels, Tensor) or mlm_labels.shape != input_ids.shape):
+            got = tuple(mlm_labels.shape) if isinstance(mlm_labels, Tensor) else type(mlm_labels).__name__
+            raise ValueError(f"mlm_labels must have input_ids' shape {tuple(input_ids.shape)}, got {got}")
+        if mlm_labels is None:
+            return PreTrainingOutput(None, None, None, self.mlm_logits(out.last_hidden_state), nsp_logits)
+        masked = mlm_labels != IGNORE_INDEX
+        if self.predict_masked_only:  # (M, H) rows of the masked positions only
+            logits = self.mlm_logits(out.last_hidden_state[masked])
+            targets = mlm_labels[masked]
+        else:
+            logits = self.mlm_logits(out.last_hidden_state)
+            targets = mlm_labels
+        mlm_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                  ignore_index=IGNORE_INDEX, reduction="sum")
+        num_masked = int(masked.sum())
+        mlm_loss = mlm_sum / max(num_masked, 1)
+        nsp_sum = nsp_loss = None
+        if nsp_labels is not None:
+            if nsp_logits is None:
+                raise ValueError("nsp_labels were given but this model has no NSP head (use_nsp=False)")
+            if not isinstance(nsp_labels, Tensor) or nsp_labels.shape != (input_ids.shape[0],):
+                got = tuple(nsp_labels.shape) if isinstance(nsp_labels, Tensor) else type(nsp_labels).__name__
+                raise ValueError(f"nsp_labels must have shape (B,) = ({input_ids.shape[0]},), got {got}")
+            nsp_sum = F.cross_entropy(nsp_logits.float(), nsp_labels, reduction="sum")
+            nsp_loss = nsp_sum / input_ids.shape[0]
+        loss = mlm_loss if nsp_loss is None else mlm_loss + nsp_loss
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, mlm_sum, nsp_sum, num_masked)
+
+
+class BertForSequenceClassification(nn.Module):
+    """``forward(input_ids, attention_mask, token_type_ids) -> logits (B, num_labels)`` from the pooled [CLS]."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_weights(self.classifier, config.initializer_range)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None) -> Tensor:
+        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output
+        return self.classifier(self.dropout(pooled))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Distinct trainable numbers (a tied matrix counts once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- exchange with Hugging Face ----------------------------------------------------------------------
+
+_RENAMES = [  # (our name pattern, Hugging Face's name) for the body of BertModel
+    (r"embeddings\.segment_embeddings\.", "embeddings.token_type_embeddings."),
+    (r"embeddings\.norm\.", "embeddings.LayerNorm."),
+    (r"encoder\.layers\.(\d+)\.self_attn\.q_proj\.", r"encoder.layer.\1.attention.self.query."),
+    (r"encoder\.layers\.(\d+)\.self_attn\.k_proj\.", r"encoder.layer.\1.attention.self.key."),
+    (r"encoder\.layers\.(\d+)\.self_attn\.v_proj\.", r"encoder.layer.\1.attention.self.value."),
+    (r"encoder\.layers\.(\d+)\.self_attn\.out_proj\.", r"encoder.layer.\1.attention.output.dense."),
+    (r"encoder\.layers\.(\d+)\.norm1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+    (r"encoder\.layers\.(\d+)\.ffn\.linear1\.", r"encoder.layer.\1.intermediate.dense."),
+    (r"encoder\.layers\.(\d+)\.ffn\.linear2\.", r"encoder.layer.\1.output.dense."),
+    (r"encoder\.layers\.(\d+)\.norm2\.", r"encoder.layer.\1.output.LayerNorm."),
+    (r"pooler\.", "pooler.dense."),
+    (r"mlm_dense\.", "cls.predictions.transform.dense."),
+    (r"mlm_norm\.", "cls.predictions.transform.LayerNorm."),
+    (r"mlm_bias$", "cls.predictions.bias"),
+    (r"nsp_head\.", "cls.seq_relationship."),
+]
+
+
+def _hf_name(name: str, prefixed: bool) -> str:
+    body = name.removeprefix("bert.")
+    for pattern, replacement in _RENAMES:
+        new, hits = re.subn("^" + pattern, replacement, body)
+        if hits:
+            body = new
+            break
+    is_head = body.startswith(("cls.", "classifier."))
+    return body if is_head or not prefixed else "bert." + body
+
+
+def to_hf_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """Our parameters under Hugging Face's names (``bert.`` prefix for the task models, decoder tied)."""
+    prefixed = not isinstance(model, BertModel)
+    state = {_hf_name(k, prefixed): v for k, v in model.state_dict().items()}
+    if isinstance(model, BertForPreTraining):
+        state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
+        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
+    return state
+
+
+@torch.no_grad()
+def from_hf_state_dict(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
+    """Copy Hugging Face tensors into ``model``; return the names of our parameters left untouched.
+
+    The ``bert.`` prefix is optional (a plain ``BertModel`` checkpoint fills a task model's body).
+    Keys ``model`` has no place for (e.g. the MLM head when loading a ``BertModel``) are ignored;
+    a tensor of the wrong shape raises.
+    """
+    available = {k.removeprefix("bert."): v for k, v in state.items()}
+    missing = []
+    for name, tensor in model.state_dict().items():
+        key = _hf_name(name, prefixed=False)
+        if key not in available:
+            missing.append(name)
+            continue
+        if available[key].shape != tensor.shape:
+            raise ValueError(f"{key} has shape {tuple(available[key].shape)} in the checkpoint, "
+                             f"expected {tuple(tensor.shape)} for {name}")
+        tensor.copy_(available[key])
+    return missing
+
+
+def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (Hugging Face names) into ``directory``."""
+    from safetensors.torch import save_file
+
+    from .checkpoint import atomic_write_bytes
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in to_hf_state_dict(model).items()}
+    for tied in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):  # safetensors stores each once
+        state.pop(tied, None)
+    architecture = {BertModel: "BertModel", BertForPreTraining: "BertForPreTraining",
+                    BertForSequenceClassification: "BertForSequenceClassification"}[type(model)]
+    config = model.config.to_dict() | {"architectures": [architecture]}
+    atomic_write_bytes(directory / "config.json", json.dumps(config, indent=2, sort_keys=True).encode())
+    tmp = directory / "model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(directory / "model.safetensors")
+    return directory
+
+
+def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertModel, strict: bool = True,
+                    **config_overrides) -> nn.Module:
+    """Build ``model_class`` from a Hugging Face BERT directory (``config.json`` + ``model.safetensors``).
+
+    With ``strict=True`` every parameter of the body must be in the file; head parameters that are
+    missing (a classifier on top of a plain encoder) keep their fresh initialisation and are listed
+    in ``model.newly_initialized``. ``config_overrides`` change the config (e.g. ``num_labels=2``,
+    dropout rates) before the model is built.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ValueError(f"{path} not found: load_pretrained expects a directory with config.json and "
+                             f"model.safetensors (Hugging Face format)")
+    config = BertConfig.from_dict(json.loads(config_path.read_text()) | config_overrides)
+    model = model_class(config)
+    missing = from_hf_state_dict(model, load_file(str(weights_path)))
+    body_missing = [m for m in missing if m.removeprefix("bert.").startswith(("embeddings", "encoder"))]
+    if strict and body_missing:
+        raise ValueError(f"{weights_path} lacks {len(body_missing)} encoder tensors, e.g. {body_missing[:3]}")
+    model.newly_initialized = missing
+    return model

@@ -1,0 +1,301 @@
+"""Training checkpoints: safetensors for tensors, JSON for everything else, written atomically.
+
+A checkpoint is a directory ``<root>/step-00000100/`` holding
+
+* ``model.safetensors``: the model's ``state_dict``;
+* ``optimizer.safetensors``: the optimizer's per-parameter tensors (Adam's moments and steps);
+* ``state.json``: the step, the optimizer's hyper-parameters, the scheduler's state, the random
+  generators' states (Python, NumPy, torch CPU and CUDA, one set per process), any extra JSON the
+  trainer adds (its loss history), and the size and sha256 of both tensor files.
+
+Nothing unsafe is ever deserialised: safetensors holds raw tensors and JSON holds plain data (no
+pickle, so no ``torch.load``). Writing is atomic: the files go to a temporary directory, are
+flushed to disk, and the directory is renamed into place with ``os.replace``. A crash mid-save
+leaves at most a ``*.tmp-*`` directory, which :func:`list_checkpoints` ignores, never a
+half-written checkpoint under the real name. Loading checks sizes and hashes first, so a
+truncated or corrupted checkpoint raises :class:`CheckpointError` before anything is modified.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = [
+    "CheckpointError", "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "save_checkpoint",
+    "load_checkpoint", "list_checkpoints", "latest_checkpoint",
+]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{8})$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupted or does not fit the model/optimizer."""
+
+
+def _fsync_directory(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file next to ``path``, flush it to disk, then rename it over ``path``.
+
+    Readers see either the old file or the new one, never a partial write.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- random generators --------------------------------------------------------------------------------
+
+
+def _tensor_to_text(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _text_to_tensor(text: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every generator a training step draws from (dropout, shuffling), as JSON-serialisable data."""
+    version, keys, position = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": [version, list(keys), position],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch_cpu": _tensor_to_text(torch.get_rng_state()),
+    }
+    if torch.cuda.is_available():
+        state["torch_cuda"] = [_tensor_to_text(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    version, keys, position = state["python"]
+    random.setstate((version, tuple(keys), position))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(_text_to_tensor(state["torch_cpu"]))
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_text_to_tensor(s) for s in state["torch_cuda"]])
+
+
+# --- optimizer state: tensors to safetensors, the rest to JSON ----------------------------------------
+
+
+def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for index, per_param in state_dict["state"].items():
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "plain_state": plain}
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta["plain_state"].items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+# --- save and load ------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    extra: dict | None = None,
+    rng_states: list[dict] | None = None,
+) -> Path:
+    """Save everything needed to continue training exactly; return the checkpoint directory.
+
+    ``rng_states`` holds one :func:`capture_rng_state` per process (default: this process only).
+    An existing checkpoint of the same step is replaced (the new one is complete before the swap).
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{final.name}.tmp-"))
+    try:
+        files = {"model.safetensors": {k: v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}}
+        meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "step": step}
+        if optimizer is not None:
+            files["optimizer.safetensors"], meta["optimizer"] = _split_optimizer_state(optimizer)
+        if scheduler is not None:
+            meta["scheduler"] = scheduler.state_dict()
+        meta["rng"] = rng_states if rng_states is not None else [capture_rng_state()]
+        meta["extra"] = extra or {}
+        meta["files"] = {}
+        for name, tensors in files.items():
+            save_file(tensors, str(tmp / name), metadata={"step": str(step)})
+            with open(tmp / name, "rb+") as f:
+                os.fsync(f.fileno())
+            meta["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+        atomic_write_bytes(tmp / "state.json", json.dumps(meta, indent=1).encode())
+        _fsync_directory(tmp)
+        if final.exists():  # re-saving a step (after resuming from an earlier one): swap, then drop the old
+            old = root / f"{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_directory(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _read_verified(path: Path) -> dict:
+    """Read ``state.json`` and check every tensor file against its recorded size and sha256."""
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint directory")
+    try:
+        meta = json.loads((path / "state.json").read_text())
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path}: state.json is missing (an incomplete checkpoint)") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}/state.json is truncated or corrupted ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}/state.json: unknown format, expected format_version {FORMAT_VERSION}")
+    for name, expected in meta["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        size = file.stat().st_size
+        if size != expected["bytes"]:
+            raise CheckpointError(f"{file} has {size} bytes, expected {expected['bytes']}: the file is truncated "
+                                  f"or was overwritten; load an earlier checkpoint")
+        if _sha256(file) != expected["sha256"]:
+            raise CheckpointError(f"{file} does not match its recorded sha256: the file is corrupted; "
+                                  f"load an earlier checkpoint")
+    return meta
+
+
+def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{file} cannot be read as safetensors ({err})") from err
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    restore_rng: bool = True,
+    rank: int = 0,
+) -> dict:
+    """Load a checkpoint into ``model`` (and ``optimizer``, ``scheduler``); return its metadata.
+
+    Everything is verified before anything is changed. ``restore_rng`` sets this process's
+    generators to the state process ``rank`` saved. Returns the ``state.json`` dictionary:
+    ``meta["step"]`` is the number of completed steps, ``meta["extra"]`` what the trainer added.
+    """
+    path = Path(path)
+    meta = _read_verified(path)
+    weights = _load_tensors(path / "model.safetensors")
+    target = _unwrap(model)
+    expected = target.state_dict()
+    if set(weights) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+        raise CheckpointError(f"{path}: the model does not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                                  f"{tuple(expected[name].shape)}")
+    optimizer_state = None
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{path} holds no optimizer state")
+        optimizer_state = _join_optimizer_state(_load_tensors(path / "optimizer.safetensors"), meta["optimizer"])
+    if scheduler is not None and "scheduler" not in meta:
+        raise CheckpointError(f"{path} holds no scheduler state")
+    if restore_rng and not 0 <= rank < len(meta["rng"]):
+        raise CheckpointError(f"{path} holds random states for {len(meta['rng'])} processes, not for rank {rank}")
+    target.load_state_dict(weights)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    if scheduler is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+    if restore_rng:
+        restore_rng_state(meta["rng"][rank])
+    return meta
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Checkpoint directories under ``root``, oldest first (temporary ``*.tmp-*`` ones excluded)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)), key=lambda p: p.name)
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The newest checkpoint that passes verification (a corrupted newer one is skipped), or None."""
+    for path in reversed(list_checkpoints(root)):
+        try:
+            _read_verified(path)
+        except CheckpointError:
+            continue
+        return path
+    return None

