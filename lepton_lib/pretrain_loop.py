@@ -136,8 +136,9 @@ def _all_reduce(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def _to(batch: dict[str, Tensor], device: torch.device, model: BertForPreTraining) -> dict[str, Tensor]:
+    """Move the model's inputs to ``device`` (NSP labels only for a model with an NSP head)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "nsp_labels" or model.use_nsp}
 
 
 def pretrain(
@@ -189,7 +190,7 @@ def pretrain(
         global_masked, global_tokens = _all_reduce([float(v) for v in local], device)
         sums = torch.zeros(2, dtype=torch.float64)
         for k, batch in enumerate(micro):
-            batch = _to(batch, device)
+            batch = _to(batch, device, model)
             sync = contextlib.nullcontext() if ddp is None or k == len(micro) - 1 else ddp.no_sync()
             with sync, torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = runner(**batch)
@@ -251,7 +252,7 @@ def evaluate_pretraining(model: BertForPreTraining, batcher: PretrainingBatcher,
     indices = list(range(len(batcher.examples))) if indices is None else indices
     mlm_sum, masked, correct, nsp_correct = 0.0, 0, 0, 0
     for k in range(0, len(indices), batch_size):
-        batch = _to(batcher([(0, i) for i in indices[k : k + batch_size]]), device)
+        batch = _to(batcher([(0, i) for i in indices[k : k + batch_size]]), device, model)
         out = model(**batch)
         targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
         logits = out.mlm_logits if model.predict_masked_only else out.mlm_logits[batch["mlm_labels"] != -100]
