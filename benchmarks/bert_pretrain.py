@@ -26,6 +26,7 @@ does not autocast to bf16 on CPUs without native bf16 units.
 
     python benchmarks/bert_pretrain.py                  # 2 threads, 5 repeats
     python benchmarks/bert_pretrain.py --repeats 10 --json out.json
+    python benchmarks/bert_pretrain.py --batch 4 --repeats 1 --bf16-step   # bf16 autocast on this CPU
 """
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout while timing (BERT's 0.1)")
     p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--bf16-step", action="store_true",
+                   help="also time one training step of ours under bf16 autocast (slow on CPUs without bf16 units)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p.parse_args(argv)
 
@@ -78,11 +81,15 @@ def make_batch(config: BertConfig, batch: int, seq_len: int, seed: int = 0) -> d
             "labels": labels, "nsp": torch.randint(0, 2, (batch,), generator=g)}
 
 
-def step_fn(model, batch, ours: bool):
+def step_fn(model, batch, ours: bool, autocast_bf16: bool = False):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
 
     def step() -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+            return _step()
+
+    def _step() -> float:
         if ours:
             loss = model(**inputs, mlm_labels=batch["labels"], nsp_labels=batch["nsp"]).loss
         else:
@@ -151,6 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
     peak = matmul_gflops(args.matmul_size, torch.float32)
     bf16 = matmul_gflops(min(args.matmul_size, 512), torch.bfloat16, repeats=2)
     fp32_small = matmul_gflops(min(args.matmul_size, 512), torch.float32)
+    bf16_step = None
+    if args.bf16_step:  # one step each, after one warm-up step: enough to see the order of magnitude
+        fp32_s = median_seconds(step_fn(models["ours"], batch, True), 1, 1)
+        bf16_s = median_seconds(step_fn(models["ours"], batch, True, autocast_bf16=True), 1, 1)
+        bf16_step = {"fp32_seconds": fp32_s, "bf16_autocast_seconds": bf16_s, "slowdown": bf16_s / fp32_s}
     rows = {name: {"seconds_per_step": s, "tokens_per_s": tokens / s, "gflops": useful_flops / s / 1e9,
                    "share_of_matmul": useful_flops / s / 1e9 / peak, "loss": losses[name],
                    "speedup_vs_hf": seconds["hf"] / s} for name, s in seconds.items()}
@@ -160,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
         "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": S,
         "threads": args.threads, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
         "useful_flops_per_step": useful_flops, "matmul_fp32_gflops": peak,
-        "matmul_512_fp32_gflops": fp32_small, "matmul_512_bf16_gflops": bf16, "results": rows,
+        "matmul_512_fp32_gflops": fp32_small, "matmul_512_bf16_gflops": bf16, "bf16_training_step": bf16_step,
+        "results": rows,
     }
     print(f"# {result['command']}")
     print(f"# {result['machine']['cpu']}, {args.threads} threads, torch {result['machine']['torch']}, "
@@ -173,6 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['share_of_matmul']:9.1%} {r['speedup_vs_hf']:6.2f} {r['loss']:9.5f}")
     print(f"# bf16 on this CPU: a 512x512 matmul runs at {bf16:.2f} GFLOP/s vs {fp32_small:.1f} in fp32 "
           f"({fp32_small / bf16:.0f}x slower)")
+    if bf16_step:
+        print(f"# one training step of ours under bf16 autocast: {bf16_step['bf16_autocast_seconds']:.1f} s vs "
+              f"{bf16_step['fp32_seconds']:.2f} s in fp32 ({bf16_step['slowdown']:.0f}x slower)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

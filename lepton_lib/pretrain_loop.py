@@ -90,8 +90,8 @@ class TrainLog:
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two parameter groups: matrices decay; biases and LayerNorm/embedding-norm gains do not.
 
-    Decay pulls a weight towards 0. For a LayerNorm gain (ideally near 1) or a bias that is a
-    pull in an arbitrary direction, so BERT excludes them. Embeddings (2-D) are decayed, as in BERT.
+    Decay pulls a weight towards 0. A LayerNorm gain should stay near 1 and a bias has no reason
+    to be small, so for them the pull is arbitrary and BERT excludes them. Embeddings (2-D) decay.
     """
     decay, no_decay = [], []
     norms = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}

@@ -2,6 +2,7 @@
 weights -> same outputs and gradients on Cora), dense-matrix formulas, and hand-built graphs."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -283,6 +284,25 @@ def test_minibatch_sage_training_reduces_the_loss(cora):
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     losses = train_sage_minibatch(model, cora, opt, 6, [5, 5], 35, torch.Generator().manual_seed(0))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_receptive_field_training_sees_exactly_the_full_graph_outputs(cora):
+    """For GAT and GraphSAGE the 2-hop computation graph of a node set gives the same outputs for
+    those nodes as the whole graph; for GCN it cannot (the sources' full degrees are missing)."""
+    from lepton_lib.gnn import _computation_graph
+
+    x, edges, rows, labels = _computation_graph(cora, cora.val_mask, num_hops=2)
+    assert torch.equal(labels, cora.y[cora.val_mask]) and x.shape[0] < cora.num_nodes
+    torch.manual_seed(0)
+    for model, exact in ((GAT(cora.num_features, 8, 7), True), (SAGE(cora.num_features, 16, 7), True),
+                         (GCN(cora.num_features, 16, 7), False)):
+        model.eval()
+        with torch.no_grad():
+            full = model(cora.x, cora.edge_index)[cora.val_mask]
+            restricted = model(x, edges)[rows]
+        assert ((full - restricted).abs().max().item() < TOL) == exact
+    sparse_x, _, _, _ = _computation_graph(dataclasses.replace(cora, x=sparse_features(cora.x)), cora.val_mask, 2)
+    assert torch.equal(sparse_x.to_dense(), x)
 
 
 def random_labels_graph(seed: int = 0):
