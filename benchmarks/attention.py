@@ -119,17 +119,22 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_case(run_once, args: argparse.Namespace) -> float:
-    for _ in range(args.warmup):
-        run_once()
-    times = []
-    for _ in range(args.repeats):
-        synchronize(args.device)
-        start = time.perf_counter()
-        run_once()
-        synchronize(args.device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def time_cases(cases: dict[str, object], args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds per call of each case. The cases take turns call by call (the order rotating
+    every round), so a change in the machine's load or clock during the run hits them all alike."""
+    for run_once in cases.values():
+        for _ in range(args.warmup):
+            run_once()
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(args.repeats):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            synchronize(args.device)
+            start = time.perf_counter()
+            cases[name]()
+            synchronize(args.device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _rss_kib(field: str) -> int:
@@ -232,10 +237,16 @@ def main(argv: list[str] | None = None) -> None:
         for mode in args.modes:
             wanted = set(args.impls) | {BASELINE[i] for i in args.impls}  # a ratio needs its baseline
             impls = [i for i in KERNELS + MODULES if i in wanted]  # each baseline comes first in its group
+            run_cases: dict[str, object] = {}
+            median_seconds: dict[str, float] = {}
             reference_outputs: dict[str, torch.Tensor] = {}
+            for group in (KERNELS, MODULES):  # kernels against SDPA, modules against nn.MultiheadAttention
+                cases = {impl: make_case(impl, length, mode, args) for impl in impls if impl in group}
+                median_seconds.update(time_cases(cases, args) if cases else {})
+                run_cases.update(cases)
             for impl in impls:
-                run_once = make_case(impl, length, mode, args)
-                seconds = time_case(run_once, args)
+                run_once = run_cases[impl]
+                seconds = median_seconds[impl]
                 out = run_once()
                 baseline = BASELINE[impl]
                 reference_outputs.setdefault(baseline, out)  # the baseline runs first in each group

@@ -27,6 +27,11 @@ does not autocast to bf16 on CPUs without native bf16 units.
     python benchmarks/bert_pretrain.py                  # 2 threads, 5 repeats
     python benchmarks/bert_pretrain.py --repeats 10 --json out.json
     python benchmarks/bert_pretrain.py --batch 4 --repeats 1 --bf16-step   # bf16 autocast on this CPU
+    python benchmarks/bert_pretrain.py --device cuda --precision bf16 --batch 256 --matmul-size 8192
+
+On a GPU (``--device cuda``) the share of the large matrix product is model FLOP utilisation (MFU)
+against what this GPU's matrix units deliver in the same precision; ``--precision bf16`` times all
+variants under bf16 autocast (the losses are then checked in fp32 first, as on the CPU).
 """
 from __future__ import annotations
 
@@ -63,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--matmul-size", type=int, default=2048)
     p.add_argument("--bf16-step", action="store_true",
                    help="also time one training step of ours under bf16 autocast (slow on CPUs without bf16 units)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="autocast dtype while timing (bf16 only sensible on GPUs and CPUs with bf16 units)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p.parse_args(argv)
 
@@ -84,9 +92,10 @@ def make_batch(config: BertConfig, batch: int, seq_len: int, seed: int = 0) -> d
 def step_fn(model, batch, ours: bool, autocast_bf16: bool = False):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    device_type = batch["input_ids"].device.type
 
     def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast_bf16):
             return _step()
 
     def _step() -> float:
@@ -102,19 +111,26 @@ def step_fn(model, batch, ours: bool, autocast_bf16: bool = False):
     return step
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # GPU work is asynchronous: time only what has finished
+
+
 def median_seconds(fn, repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
+    _sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5, device: str = "cpu") -> float:
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     seconds = median_seconds(lambda: torch.mm(a, b), repeats, 1)
     return 2 * n**3 / seconds / 1e9
 
@@ -122,6 +138,9 @@ def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5) -> float:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
+    device = torch.device(args.device)
     import transformers
 
     config = BertConfig.preset(args.preset, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
@@ -133,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         if from_hf_state_dict(ours, hf.state_dict()):
             raise RuntimeError("weights did not copy completely")
         models[name] = ours
-    batch = make_batch(config, args.batch, args.seq_len)
+    models = {name: model.to(device) for name, model in models.items()}
+    batch = {k: v.to(device) for k, v in make_batch(config, args.batch, args.seq_len).items()}
     n_masked = int((batch["labels"] != -100).sum())
 
     # 1. Same weights, same batch: the losses agree (dropout off for this check).
@@ -148,16 +168,17 @@ def main(argv: list[str] | None = None) -> dict:
             model.train()
 
     # 2. Training steps per second.
-    seconds = {name: median_seconds(step_fn(model, batch, name != "hf"), args.repeats, args.warmup)
+    bf16 = args.precision == "bf16"
+    seconds = {name: median_seconds(step_fn(model, batch, name != "hf", autocast_bf16=bf16), args.repeats, args.warmup)
                for name, model in models.items()}
     tokens = args.batch * args.seq_len
     L, H, V, S = config.num_hidden_layers, config.hidden_size, config.vocab_size, args.seq_len
     encoder_params = sum(p.numel() for p in models["ours"].bert.encoder.parameters())
     useful_flops = (transformer_training_flops(encoder_params, tokens) + 3 * 4 * L * S * H * tokens
                     + 3 * 2 * (H * H + V * H) * n_masked)
-    peak = matmul_gflops(args.matmul_size, torch.float32)
-    bf16 = matmul_gflops(min(args.matmul_size, 512), torch.bfloat16, repeats=2)
-    fp32_small = matmul_gflops(min(args.matmul_size, 512), torch.float32)
+    peak = matmul_gflops(args.matmul_size, torch.bfloat16 if bf16 else torch.float32, device=args.device)
+    bf16_small = matmul_gflops(min(args.matmul_size, 512), torch.bfloat16, repeats=2, device=args.device)
+    fp32_small = matmul_gflops(min(args.matmul_size, 512), torch.float32, device=args.device)
     bf16_step = None
     if args.bf16_step:  # one step each, after one warm-up step: enough to see the order of magnitude
         fp32_s = median_seconds(step_fn(models["ours"], batch, True), 1, 1)
@@ -170,22 +191,26 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "machine": machine_info() | {"load_average_1min": os.getloadavg()[0], "platform": platform.platform()},
         "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": S,
-        "threads": args.threads, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
+        "threads": args.threads, "device": args.device, "precision": args.precision,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
         "useful_flops_per_step": useful_flops, "matmul_fp32_gflops": peak,
-        "matmul_512_fp32_gflops": fp32_small, "matmul_512_bf16_gflops": bf16, "bf16_training_step": bf16_step,
+        "matmul_512_fp32_gflops": fp32_small, "matmul_512_bf16_gflops": bf16_small, "bf16_training_step": bf16_step,
         "results": rows,
     }
     print(f"# {result['command']}")
-    print(f"# {result['machine']['cpu']}, {args.threads} threads, torch {result['machine']['torch']}, "
+    where = result['machine']['gpu'] if args.device == "cuda" else f"{result['machine']['cpu']}, {args.threads} threads"
+    print(f"# {where}, {args.precision}, torch {result['machine']['torch']}, "
           f"transformers {result['transformers']}, load average {result['machine']['load_average_1min']:.2f}")
     print(f"# {args.preset}: batch {args.batch} x {S} tokens, {n_masked} masked; "
-          f"{useful_flops / 1e9:.1f} useful GFLOP per step; large fp32 matmul {peak:.1f} GFLOP/s")
+          f"{useful_flops / 1e9:.1f} useful GFLOP per step; large {args.precision} matmul "
+          f"({args.matmul_size}^3) {peak:.1f} GFLOP/s")
     print(f"{'variant':<20} {'s/step':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} {'x hf':>6} {'loss':>9}")
     for name, r in rows.items():
         print(f"{name:<20} {r['seconds_per_step']:8.3f} {r['tokens_per_s']:9.0f} {r['gflops']:8.1f} "
               f"{r['share_of_matmul']:9.1%} {r['speedup_vs_hf']:6.2f} {r['loss']:9.5f}")
-    print(f"# bf16 on this CPU: a 512x512 matmul runs at {bf16:.2f} GFLOP/s vs {fp32_small:.1f} in fp32 "
-          f"({fp32_small / bf16:.0f}x slower)")
+    if args.device == "cpu":
+        print(f"# bf16 on this CPU: a 512x512 matmul runs at {bf16_small:.2f} GFLOP/s vs {fp32_small:.1f} in fp32 "
+              f"({fp32_small / bf16_small:.0f}x slower)")
     if bf16_step:
         print(f"# one training step of ours under bf16 autocast: {bf16_step['bf16_autocast_seconds']:.1f} s vs "
               f"{bf16_step['fp32_seconds']:.2f} s in fp32 ({bf16_step['slowdown']:.0f}x slower)")

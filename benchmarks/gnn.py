@@ -5,7 +5,9 @@ full batch, as in the papers. Both implementations get the same input tensors, t
 architecture (GCN: 16 hidden units, dropout 0.5; GAT: 8 heads x 8 units, one output head,
 dropout 0.6) and the same optimiser settings; our model starts from a copy of PyG's weights.
 Runs alternate between the two implementations in short blocks so that a change in the
-machine's load affects both alike; the median over all timed epochs is reported.
+machine's load affects both alike; the median over all timed epochs is reported. With
+``--features sparse`` both get the same CSR feature matrix and the same input dropout
+(``dropout_features``, which drops the stored values; ``F.dropout`` cannot take CSR input).
 
     python benchmarks/gnn.py                      # Cora and CiteSeer, 2 threads
     python benchmarks/gnn.py --threads 1 --features sparse
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lepton_lib.data.graphs import load_planetoid
-from lepton_lib.gnn import GAT, GCN, copy_gat_weights_from_pyg, copy_gcn_weights_from_pyg, sparse_features
+from lepton_lib.gnn import GAT, GCN, copy_gat_weights_from_pyg, copy_gcn_weights_from_pyg, dropout_features, sparse_features
 
 try:
     import torch_geometric
@@ -42,7 +44,7 @@ class PygGCN(nn.Module):
         self.conv2 = pyg_nn.GCNConv(hidden, num_classes)
 
     def forward(self, x, edge_index):
-        x = F.relu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
+        x = F.relu(self.conv1(dropout_features(x, self.dropout, self.training), edge_index))  # F.dropout for dense x
         return self.conv2(F.dropout(x, self.dropout, self.training), edge_index)
 
 
@@ -54,7 +56,7 @@ class PygGAT(nn.Module):
         self.conv2 = pyg_nn.GATConv(heads * hidden, num_classes, heads=1, concat=False, dropout=dropout)
 
     def forward(self, x, edge_index):
-        x = F.elu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
+        x = F.elu(self.conv1(dropout_features(x, self.dropout, self.training), edge_index))  # F.dropout for dense x
         return self.conv2(F.dropout(x, self.dropout, self.training), edge_index)
 
 
@@ -83,6 +85,8 @@ def epoch_times(model: nn.Module, optimizer: torch.optim.Optimizer, data, epochs
         loss = F.cross_entropy(model(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask])
         loss.backward()
         optimizer.step()
+        if data.x.is_cuda:
+            torch.cuda.synchronize()  # GPU kernels run asynchronously: time finished work only
         times.append(time.perf_counter() - start)
     return times
 
@@ -107,21 +111,29 @@ def main() -> None:
                         help="feed both implementations dense features or the same sparse CSR tensor")
     parser.add_argument("--rounds", type=int, default=6, help="alternating blocks per implementation")
     parser.add_argument("--epochs", type=int, default=15, help="timed epochs per block")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
     torch.set_num_threads(args.threads)
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}")
     print(f"software: Python {platform.python_version()}, torch {torch.__version__}, "
           f"torch_geometric {torch_geometric.__version__}; {torch.get_num_threads()} threads")
+    if args.device == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(0)}")
     print("command: python " + " ".join(sys.argv))
-    print(f"figures: median seconds per full-batch training epoch over {args.rounds} x {args.epochs} epochs, "
+    print(f"figures: median milliseconds per full-batch training epoch over {args.rounds} x {args.epochs} epochs, "
           f"{args.features} features; indicative only (shared machine)\n")
     print(f"{'model':5s} {'dataset':9s} {'ours (ms)':>10s} {'PyG (ms)':>10s} {'ours/PyG':>9s}")
     for name in args.datasets:
         data = load_planetoid(name, normalize_features=True)
         if args.features == "sparse":
             data = dataclasses.replace(data, x=sparse_features(data.x))
+        data = dataclasses.replace(data, **{f.name: getattr(data, f.name).to(args.device)
+                                            for f in dataclasses.fields(data) if isinstance(getattr(data, f.name), torch.Tensor)})
         for model_name in args.models:
             ours, theirs, settings = build(model_name, data)
+            ours, theirs = ours.to(args.device), theirs.to(args.device)
             optimizers = {id(m): torch.optim.Adam(m.parameters(), **settings) for m in (ours, theirs)}
             timings = {id(ours): [], id(theirs): []}
             for model in (ours, theirs):  # warm-up: allocator, caches, lazy initialisation

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown
 from mermaid.flowchart import FlowChart, Link, Node
+
+if TYPE_CHECKING:  # IPython is needed only to display, not to build diagrams (scripts, GPU machines)
+    from IPython.display import Markdown
 
 __all__ = [
     "PALETTE",
@@ -129,6 +132,8 @@ def mermaid_markdown(diagram: FlowChart | str) -> str:
 
 def show_mermaid(diagram: FlowChart | str) -> Markdown:
     """Display a diagram as a mermaid fence (rendered by JupyterLab and the book)."""
+    from IPython.display import Markdown
+
     return Markdown(mermaid_markdown(diagram))
 
 
