@@ -18,7 +18,6 @@ truncated or corrupted checkpoint raises :class:`CheckpointError` before anythin
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import random
@@ -33,6 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from .data.download import sha256_of
 
 __all__ = [
     "CheckpointError", "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "save_checkpoint",
@@ -75,14 +76,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- random generators --------------------------------------------------------------------------------
@@ -187,7 +180,7 @@ def save_checkpoint(
             save_file(tensors, str(tmp / name), metadata={"step": str(step)})
             with open(tmp / name, "rb+") as f:
                 os.fsync(f.fileno())
-            meta["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+            meta["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": sha256_of(tmp / name)}
         atomic_write_bytes(tmp / "state.json", json.dumps(meta, indent=1).encode())
         _fsync_directory(tmp)
         if final.exists():  # re-saving a step (after resuming from an earlier one): swap, then drop the old
@@ -224,7 +217,7 @@ def _read_verified(path: Path) -> dict:
         if size != expected["bytes"]:
             raise CheckpointError(f"{file} has {size} bytes, expected {expected['bytes']}: the file is truncated "
                                   f"or was overwritten; load an earlier checkpoint")
-        if _sha256(file) != expected["sha256"]:
+        if sha256_of(file) != expected["sha256"]:
             raise CheckpointError(f"{file} does not match its recorded sha256: the file is corrupted; "
                                   f"load an earlier checkpoint")
     return meta
