@@ -15,15 +15,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _seconds_per_notebook: dict[str, float] = defaultdict(float)
 
-# Chapters committed while still being written (issues 5 and 6): their notebooks are not
-# in _toc.yml yet and their tests have not been verified on a clean clone. Remove a line
-# here when its chapter is finished and passes; until then CI does not collect it.
-collect_ignore_glob = [
-    "book/gnn/*", "book/appendix/errata-gnn.ipynb", "tests/test_gnn.py", "tests/test_graph_data.py",
-    "book/bert/*", "book/appendix/errata-bert.ipynb", "tests/test_bert.py", "tests/test_tokenization.py",
-    "tests/test_pretraining_data.py", "tests/test_checkpoint.py", "tests/test_ddp.py",
-]
-
 
 @pytest.fixture(scope="module")
 def single_thread():
