@@ -1,4 +1,5 @@
-"""Classification metrics: accuracy, confusion matrix, precision/recall/F1, ROC and PR curves.
+"""Classification metrics: accuracy, confusion matrix, precision/recall/F1, ROC and PR curves,
+sensitivity/specificity at a threshold and cost-weighted threshold choice.
 
 Every function takes 1-D NumPy arrays or torch tensors (lists work too) and returns NumPy
 values, and each one agrees with scikit-learn's function of the same name (the tests check
@@ -37,6 +38,9 @@ __all__ = [
     "roc_auc_score",
     "precision_recall_curve",
     "classification_report",
+    "sensitivity_specificity",
+    "expected_cost",
+    "cost_optimal_threshold",
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -375,3 +379,54 @@ def classification_report(
     lines = [header, "", *map(table_row, target_names), "", accuracy_row, table_row("macro avg"),
              table_row("weighted avg")]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ decision thresholds
+def sensitivity_specificity(y_true: ArrayLike, y_score: ArrayLike, threshold: float,
+                            pos_label: int = 1) -> tuple[float, float]:
+    """(sensitivity, specificity) of the rule "positive if ``score >= threshold``".
+
+    Sensitivity is the recall of the positive class (true-positive rate); specificity is the
+    recall of the negative class (1 - false-positive rate). Both classes must occur.
+    """
+    truth, score = _labels("y_true", y_true), _scores("y_score", y_score)
+    _same_length(("y_true", truth), ("y_score", score))
+    positive = truth == pos_label
+    if positive.all() or not positive.any():
+        raise ValueError(f"y_true must contain both pos_label={pos_label} and another class")
+    predicted = score >= threshold
+    return float(predicted[positive].mean()), float((~predicted[~positive]).mean())
+
+
+def expected_cost(y_true: ArrayLike, y_pred: ArrayLike, cost_matrix: np.ndarray) -> float:
+    """Mean cost per example: ``cost_matrix[true, predicted]`` (shape (K, K)) averaged over examples."""
+    truth, pred = _labels("y_true", y_true), _labels("y_pred", y_pred)
+    costs = np.asarray(cost_matrix, dtype=np.float64)
+    if costs.ndim != 2 or costs.shape[0] != costs.shape[1]:
+        raise ValueError(f"cost_matrix must be square (K, K), got shape {costs.shape}")
+    return float(np.sum(confusion_matrix(truth, pred, num_classes=costs.shape[0]) * costs) / len(truth))
+
+
+def cost_optimal_threshold(y_true: ArrayLike, y_score: ArrayLike, cost_matrix: np.ndarray) -> tuple[float, float]:
+    """The threshold ``t`` minimising :func:`expected_cost` of "class 1 if ``score >= t``", and that cost.
+
+    Every distinct score (and ``inf``, "never predict 1") is tried, so the result is exact on the
+    data given; choose it on data the model was not evaluated on. Labels must be 0/1.
+    """
+    truth, score = _labels("y_true", y_true), _scores("y_score", y_score)
+    _same_length(("y_true", truth), ("y_score", score))
+    costs = np.asarray(cost_matrix, dtype=np.float64)
+    if costs.shape != (2, 2):
+        raise ValueError(f"cost_matrix must have shape (2, 2) for a binary decision, got {costs.shape}")
+    positives, negatives = float(np.sum(truth == 1)), float(np.sum(truth != 1))
+    if positives + negatives != len(truth) or not set(np.unique(truth).tolist()) <= {0, 1}:
+        raise ValueError(f"y_true must hold 0/1 labels, got {np.unique(truth).tolist()}")
+    if positives == 0 or negatives == 0:
+        raise ValueError("y_true must contain both classes to choose a threshold")
+    tps, fps, thresholds = _counts_at_thresholds(truth, score, pos_label=1)  # "1 if score >= t", t decreasing
+    tps, fps, thresholds = np.r_[0.0, tps], np.r_[0.0, fps], np.r_[np.inf, thresholds]  # inf: never predict 1
+    # Each cell of the confusion matrix times its cost, for every threshold at once.
+    totals = (costs[1, 1] * tps + costs[1, 0] * (positives - tps) + costs[0, 1] * fps
+              + costs[0, 0] * (negatives - fps)) / len(truth)
+    best = int(np.argmin(totals))  # on a tie, the highest threshold: the fewest examples predicted 1
+    return float(thresholds[best]), float(totals[best])

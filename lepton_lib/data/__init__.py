@@ -5,7 +5,9 @@ then a cache, then the file's canonical URL, checking every file's sha256.
 """
 from .download import ChecksumError, DataError, DataUnavailableError, cache_dir, data_dir, fetch, sha256_of
 from .digits import DigitsSplit, load_digits_split
+from .movielens import load_movielens_100k
 from .registry import REGISTRY, RemoteFile
+from .tabular import load_breast_cancer, load_german_credit
 
 __all__ = [
     "ChecksumError",
@@ -17,6 +19,9 @@ __all__ = [
     "cache_dir",
     "data_dir",
     "fetch",
+    "load_breast_cancer",
     "load_digits_split",
+    "load_german_credit",
+    "load_movielens_100k",
     "sha256_of",
 ]
