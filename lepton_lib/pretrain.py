@@ -152,7 +152,8 @@ def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = N
         checkpoint_dir=str(out / "checkpoints") if checkpoint_every else None,
     )
     data = prepare_data(recipe)
-    model = build_model(recipe, data.tokenizer.vocab_size)
+    # Initialised on the CPU (same weights on every device), then moved before the first evaluation.
+    model = build_model(recipe, data.tokenizer.vocab_size).to(device)
     before = evaluate_pretraining(model, data.heldout, device=device)
     log = pretrain(model, data.train, train_config, device=device, resume_from=resume)
     after = evaluate_pretraining(model, data.heldout, device=device)

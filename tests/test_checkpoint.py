@@ -212,3 +212,18 @@ def test_bf16_autocast_runs_on_request_and_tracks_fp32():
     bf16 = pretrain(toy_model(dropout=0.0), batcher, config(steps=2, warmup_steps=0, precision="bf16"))
     assert bf16.loss != fp32.loss  # it really ran in lower precision
     assert bf16.loss == pytest.approx(fp32.loss, rel=2e-2)
+
+
+@pytest.mark.gpu
+def test_a_recipe_trains_on_the_gpu_and_saves_cpu_weights(tmp_path):
+    # The command-line run on a GPU: the freshly built model must follow its batches to the device
+    # before the first held-out evaluation, and the saved weights must load on a CPU-only machine.
+    from lepton_lib.bert import load_pretrained
+    from lepton_lib.pretrain import Recipe, run_recipe
+
+    recipe = Recipe(corpora=("wikitext2",), vocab_size=1000, seq_len=64, batch_size=8, steps=3, warmup_steps=1)
+    result = run_recipe(recipe, tmp_path, progress=False, device="cuda")
+    assert result["machine"]["gpu"]
+    assert all(torch.isfinite(torch.tensor(x)) for x in result["log"]["loss"])
+    reloaded = load_pretrained(tmp_path / "final", BertForPreTraining)
+    assert {p.device.type for p in reloaded.parameters()} == {"cpu"}
