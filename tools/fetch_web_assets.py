@@ -36,8 +36,9 @@ PACKAGES = {
         "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
         ("require.js",),
     ),
-    # Laid out as <cdn>/@jupyter-widgets/html-manager/dist/, where the widget manager
-    # looks for its fonts; _ext/lepton_offline.py points <cdn> at this folder.
+    # Laid out as <cdn>/@jupyter-widgets/html-manager/dist/; _ext/lepton_offline.py points
+    # <cdn> (and require's baseUrl) at this folder. The manager's icon fonts are requested
+    # from <cdn>/@jupyter-widgets/, so main() also puts a copy of them there.
     "@jupyter-widgets/html-manager": (
         "https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz",
         "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
@@ -89,7 +90,21 @@ def main() -> int:
             return 1
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         print(f"web assets: {name} ready in {path.relative_to(ROOT)} ({size / 1e6:.1f} MB)")
+    copy_widget_fonts()
     return 0
+
+
+def copy_widget_fonts() -> None:
+    """Put the widget manager's fonts where its stylesheet asks for them.
+
+    The manager's CSS names each font by a path relative to the AMD module that loaded it,
+    ``<baseUrl>/@jupyter-widgets/<hash>.woff2``, one folder above ``html-manager/dist/``. A
+    widget that shows an icon (the play button of ``ipywidgets.Play``, for one) fetches them.
+    """
+    dist = VENDOR / "@jupyter-widgets" / "html-manager" / "dist"
+    for font in dist.iterdir():
+        if font.suffix in {".woff", ".woff2", ".ttf", ".eot", ".svg"}:
+            shutil.copyfile(font, dist.parent.parent / font.name)
 
 
 if __name__ == "__main__":
