@@ -35,12 +35,7 @@ from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
 VOCAB = 60
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one thread (root conftest.py)
 
 
 def toy_batcher(n: int = 24, seed: int = 0) -> PretrainingBatcher:
