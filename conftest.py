@@ -1,8 +1,11 @@
 """Test-session hooks shared by the unit tests and the nbval notebook run."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _seconds_per_notebook: dict[str, float] = defaultdict(float)
+
+
+def _load_nbval_tolerance():
+    """tests/nbval_tolerance.py, importable as ``nbval_tolerance`` (tests/ is no package)."""
+    if "nbval_tolerance" in sys.modules:
+        return sys.modules["nbval_tolerance"]
+    path = Path(__file__).resolve().parent / "tests" / "nbval_tolerance.py"
+    spec = importlib.util.spec_from_file_location("nbval_tolerance", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nbval_tolerance"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Outcomes of training are compared within the tolerance their cell states; see the module.
+    if config.pluginmanager.hasplugin("nbval"):
+        _load_nbval_tolerance().install()
 
 
 @pytest.fixture(scope="module")
