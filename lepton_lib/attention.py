@@ -230,8 +230,8 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Return ``(output (B, L, E), weights (B, H, L, S) per head or None)``.
 
-        With ``kv_cache`` the new keys/values are appended first and the queries attend every cached
-        position; ``is_causal`` then means query ``i`` (absolute position ``cached + i``) sees keys
+        With ``kv_cache`` the new keys/values are appended (after every input has been checked, so a
+        refused call leaves the cache unchanged) and the queries attend every cached position; ``is_causal`` then means query ``i`` (absolute position ``cached + i``) sees keys
         up to its own position, and ``key_padding_mask`` must cover all ``S`` cached positions.
         """
         if not self.batch_first:
@@ -253,11 +253,9 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.q_proj(query))  # (B, H, L, Dh)
         k = self._split_heads(self.k_proj(key))  # (B, H, S_new, Dh)
         v = self._split_heads(self.v_proj(value))
-        offset = 0
-        if kv_cache is not None:
-            offset = kv_cache.length
-            k, v = kv_cache.append(k, v)
-        S = k.shape[-2]
+        # Every check runs before the cache grows: a refused call must leave the cache as it was.
+        offset = 0 if kv_cache is None else kv_cache.length
+        S = offset + k.shape[-2]
         mask = None
         if attn_mask is not None:
             if is_causal:
@@ -280,6 +278,8 @@ class MultiHeadAttention(nn.Module):
                 mask = mask & ~padding
             else:
                 mask = torch.where(padding, -math.inf, mask)
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)  # validates its own inputs before writing anything
         if is_causal and (mask is not None or offset > 0):  # torch's is_causal flag cannot express these
             causal = causal_mask(L, S, offset=offset, device=q.device)
             mask = causal if mask is None else mask & causal

@@ -139,6 +139,31 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _check_optimizer_fits(path: Path, optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Raise ``CheckpointError`` unless ``saved`` (from :func:`_join_optimizer_state`) fits ``optimizer``.
+
+    torch's ``load_state_dict`` compares only the number of parameter groups and of parameters in
+    each; per-parameter tensors of the wrong shape (Adam's moments) would be accepted silently.
+    """
+    groups = [list(group["params"]) for group in optimizer.param_groups]
+    saved_groups = [list(group.get("params", [])) for group in saved["param_groups"]]
+    if [len(g) for g in groups] != [len(g) for g in saved_groups]:
+        raise CheckpointError(
+            f"{path}: the optimizer's parameter groups do not fit: the checkpoint has groups of "
+            f"{[len(g) for g in saved_groups]} parameters, the optimizer given has {[len(g) for g in groups]}"
+        )
+    params = {index: param for ids, params in zip(saved_groups, groups) for index, param in zip(ids, params)}
+    for index, values in saved["state"].items():
+        if index not in params:
+            raise CheckpointError(f"{path}: optimizer state for parameter {index}, which no parameter group holds")
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[index].shape:
+                raise CheckpointError(
+                    f"{path}: optimizer state {key!r} of parameter {index} has shape {tuple(value.shape)}, "
+                    f"the optimizer's parameter has shape {tuple(params[index].shape)}"
+                )
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
@@ -261,13 +286,17 @@ def load_checkpoint(
         if "optimizer" not in meta:
             raise CheckpointError(f"{path} holds no optimizer state")
         optimizer_state = _join_optimizer_state(_load_tensors(path / "optimizer.safetensors"), meta["optimizer"])
+        _check_optimizer_fits(path, optimizer, optimizer_state)
     if scheduler is not None and "scheduler" not in meta:
         raise CheckpointError(f"{path} holds no scheduler state")
     if restore_rng and not 0 <= rank < len(meta["rng"]):
         raise CheckpointError(f"{path} holds random states for {len(meta['rng'])} processes, not for rank {rank}")
+    if optimizer_state is not None:  # first: torch may still refuse it, and then nothing has changed
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: the optimizer does not fit its saved state ({err})") from err
     target.load_state_dict(weights)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
     if scheduler is not None:
         scheduler.load_state_dict(meta["scheduler"])
     if restore_rng:
