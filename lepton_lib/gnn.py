@@ -200,7 +200,12 @@ class SAGE(_LayerStack):
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose argmax equals the label."""
+    """Fraction of rows of ``logits (N, C)`` whose argmax equals ``labels (N,)``; N must be > 0."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels have shape {tuple(labels.shape)}, expected {tuple(logits.shape[:1])} "
+                         f"(one per row of logits {tuple(logits.shape)}, which must be (N, C))")
+    if len(labels) == 0:
+        raise ValueError(f"no nodes to score: logits has shape {tuple(logits.shape)} (is the mask empty?)")
     return (logits.argmax(dim=-1) == labels).float().mean().item()
 
 
@@ -262,6 +267,8 @@ def train_node_classifier(model: nn.Module, data, optimizer: torch.optim.Optimiz
     """
     if stopping not in (None, "gcn", "gat"):
         raise ValueError(f"stopping must be None, 'gcn' or 'gat', got {stopping!r}")
+    if not bool(data.test_mask.any()):
+        raise ValueError("data.test_mask is empty: there is no node to test on")
     has_val = bool(data.val_mask.any())
     if stopping is not None and not has_val:
         raise ValueError(f"stopping={stopping!r} needs validation nodes, but data.val_mask is empty")

@@ -138,6 +138,9 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(np.mean(truth == pred))
 
 
+_MAX_CLASSES = 2**14  # a 16384 x 16384 int64 matrix is 2 GiB: beyond that a label is surely a mistake
+
+
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | None = None) -> np.ndarray:
     """Count matrix ``C`` of shape (K, K): ``C[i, j]`` = #examples of class ``i`` predicted as ``j``.
 
@@ -152,7 +155,15 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | No
         for name, labels in (("y_true", truth), ("y_pred", pred)):
             if labels.min() < 0:
                 raise ValueError(f"{name} contains the negative label {int(labels.min())}; expected labels >= 0")
-        num_classes = int(max(truth.max(), pred.max())) + 1
+        largest = max(("y_true", truth), ("y_pred", pred), key=lambda item: int(item[1].max()))
+        num_classes = int(largest[1].max()) + 1
+        if num_classes > _MAX_CLASSES:  # K is inferred: a stray label must not allocate K * K counts
+            raise ValueError(f"{largest[0]} contains the label {num_classes - 1}, so the confusion matrix would "
+                             f"need {num_classes}^2 cells; expected labels below {_MAX_CLASSES} (pass num_classes "
+                             f"to check the labels against the classes you have)")
+    elif num_classes > _MAX_CLASSES:
+        raise ValueError(f"num_classes={num_classes} would need a {num_classes} x {num_classes} matrix; expected at "
+                         f"most {_MAX_CLASSES} classes")
     _check_range("y_true", truth, num_classes)
     _check_range("y_pred", pred, num_classes)
     # Each (true, predicted) pair gets one flat index; bincount counts them all at once.

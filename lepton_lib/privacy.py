@@ -20,6 +20,7 @@ by Opacus's RDP accountant (``dp_epsilon``); the same accountant backs Opacus's 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -161,14 +162,27 @@ def per_example_gradients(model: nn.Module, x: Tensor, y: Tensor,
     return vmap(grad(loss_of_one), in_dims=(None, 0, 0))(params, x, y)
 
 
+def _check_number(name: str, value: object, positive: bool) -> float:
+    """``value`` as a float; it must be a finite real number, > 0 if ``positive`` else >= 0."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def clip_per_example(grads: dict[str, Tensor], max_norm: float) -> tuple[dict[str, Tensor], Tensor]:
     """Scale each example's gradient (over all parameters together) to L2 norm at most ``max_norm``.
 
     Returns the clipped gradients (same shapes) and the norms before clipping ``(B,)``. Gradients
     already shorter than ``max_norm`` are left unchanged: the factor is ``min(1, C / norm)``.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
+    _check_number("max_norm", max_norm, positive=True)
     if not grads:
         raise ValueError("grads is empty")
     batch = {g.shape[0] for g in grads.values()}
@@ -187,8 +201,7 @@ def noisy_average(clipped: dict[str, Tensor], max_norm: float, noise_multiplier:
     Dividing by the *expected* batch size (a constant) rather than the sampled one keeps the
     released quantity a plain sum plus noise, which is what the accountant analyses.
     """
-    if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, (int, float)) or noise_multiplier < 0:
-        raise ValueError(f"noise_multiplier must be a non-negative number, got {noise_multiplier!r}")
+    _check_number("noise_multiplier", noise_multiplier, positive=False)
     if expected_batch_size <= 0:
         raise ValueError(f"expected_batch_size must be positive, got {expected_batch_size!r}")
     out = {}
@@ -212,6 +225,11 @@ def dp_sgd(model: nn.Module, x: Tensor, y: Tensor, epochs: int, batch_size: int,
         raise ValueError(f"x and y must hold the same positive number of examples, got {len(x)} and {len(y)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
+    _check_count("epochs", epochs)  # every setting is checked before the model is touched
+    _check_number("max_norm", max_norm, positive=True)
+    _check_number("noise_multiplier", noise_multiplier, positive=False)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+        raise ValueError(f"lr must be a finite number, got {lr!r}")
     sample_rate = batch_size / n
     steps = epochs * n // batch_size
     generator = torch.Generator().manual_seed(seed)
@@ -238,6 +256,8 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     """
     from opacus.accountants import RDPAccountant  # optional dependency: only this function needs it
 
+    _check_number("noise_multiplier", noise_multiplier, positive=False)
+    _check_count("steps", steps)
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate!r}")
     if not 0 < delta < 1:

@@ -135,8 +135,12 @@ def evaluate(model: nn.Module, loader: Iterable[Batch], loss_fn: LossFn,
     for batch in loader:
         inputs, labels = _unpack(batch, device)
         logits = model(inputs)
+        predicted = predicted_labels(logits)
+        if labels.shape != predicted.shape:  # (B, 1) labels would broadcast against (B,) predictions to (B, B)
+            raise ValueError(f"labels have shape {tuple(labels.shape)}, expected {tuple(predicted.shape)}: "
+                             f"one class index per example of the batch (logits {tuple(logits.shape)})")
         total_loss += loss_fn(_loss_input(logits, labels), labels).item() * len(labels)
-        correct += (predicted_labels(logits) == labels.long()).sum().item()
+        correct += (predicted == labels.long()).sum().item()
         total_examples += len(labels)
     model.train(was_training)
     if total_examples == 0:

@@ -18,11 +18,25 @@ import requests
 
 from .registry import REGISTRY, RemoteFile
 
-__all__ = ["DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir", "sha256_of"]
+__all__ = ["DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir", "sha256_of", "offline_from_env"]
 
 DATA_DIR_ENV = "LEPTON_DATA_DIR"
 CACHE_DIR_ENV = "LEPTON_CACHE_DIR"
 OFFLINE_ENV = "LEPTON_OFFLINE"
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def offline_from_env() -> bool:
+    """``$LEPTON_OFFLINE`` as a boolean: unset, empty, 0/false/no/off mean online; 1/true/yes/on offline."""
+    value = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{OFFLINE_ENV} must be one of {_TRUE} (offline) or {_FALSE} (online), "
+                     f"got {os.environ[OFFLINE_ENV]!r}")
 
 
 class DataError(RuntimeError):
@@ -80,7 +94,7 @@ def _verified(path: Path, file: RemoteFile, where: str) -> Path:
 def fetch(file: RemoteFile | str, *, cache: Path | None = None, offline: bool | None = None) -> Path:
     """Return a local, verified path to ``file``, downloading it if needed.
 
-    ``offline`` (default: ``$LEPTON_OFFLINE`` is set) forbids the download step.
+    ``offline`` (default: ``$LEPTON_OFFLINE`` is 1/true/yes/on, see :func:`offline_from_env`) forbids the download step.
     Raises ``ChecksumError`` if a copy has the wrong sha256 and
     ``DataUnavailableError`` if no copy can be found or fetched.
     """
@@ -95,7 +109,7 @@ def fetch(file: RemoteFile | str, *, cache: Path | None = None, offline: bool | 
         return _verified(target, file, "cached copy")
 
     if offline is None:
-        offline = bool(os.environ.get(OFFLINE_ENV))
+        offline = offline_from_env()
     looked = f"${DATA_DIR_ENV}={prepared}" if prepared is not None else f"${DATA_DIR_ENV} (not set)"
     hint = (
         f"{file.name} was not found in {looked} or the cache {target_dir}.\n"

@@ -13,7 +13,6 @@ Ids are shifted to start at 0.
 """
 from __future__ import annotations
 
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import pooch
 import requests
 
-from .download import OFFLINE_ENV, DataUnavailableError, cache_dir, fetch
+from .download import OFFLINE_ENV, DataUnavailableError, cache_dir, fetch, offline_from_env
 from .registry import RemoteFile
 
 __all__ = ["MOVIELENS_100K_URL", "MOVIELENS_100K_FILES", "MovieLens100K", "load_movielens_100k"]
@@ -104,11 +103,11 @@ def load_movielens_100k(*, url: str = MOVIELENS_100K_URL, cache: Path | None = N
 
     Raises ``ChecksumError`` for a file that is not the published one and
     ``DataUnavailableError`` when no copy exists and downloading is impossible or forbidden
-    (``offline``, default: ``$LEPTON_OFFLINE`` is set).
+    (``offline``, default: ``$LEPTON_OFFLINE`` is 1/true/yes/on).
     """
     cache = cache or cache_dir()
     if offline is None:
-        offline = bool(os.environ.get(OFFLINE_ENV))
+        offline = offline_from_env()
     paths = {member: _path(member, url, cache, offline) for member in MOVIELENS_100K_FILES}
 
     ratings = np.loadtxt(paths["u.data"], dtype=np.int64, delimiter="\t")

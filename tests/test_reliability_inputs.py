@@ -1,0 +1,165 @@
+"""Meaningless input raises a ValueError that names the argument (issue 16, items 2, 4 and 5).
+
+Each test gives a call a bad value that used to return a meaningless result (a negative epsilon,
+an accuracy of 3.5, an exabyte allocation, "offline" for ``LEPTON_OFFLINE=0``) or a raw library
+error, and checks the message names the argument.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+# --- privacy -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [-4, 0, 2.5, True])
+def test_dp_epsilon_refuses_a_step_count_that_is_not_positive(steps) -> None:
+    pytest.importorskip("opacus")
+    from lepton_lib.privacy import dp_epsilon
+
+    with pytest.raises(ValueError, match=r"steps must be a positive int, got"):
+        dp_epsilon(1.0, 0.01, steps, 1e-5)
+
+
+@pytest.mark.parametrize("sigma", [math.nan, math.inf, -1.0])
+def test_dp_epsilon_refuses_a_noise_multiplier_that_is_not_finite(sigma: float) -> None:
+    pytest.importorskip("opacus")
+    from lepton_lib.privacy import dp_epsilon
+
+    with pytest.raises(ValueError, match=r"noise_multiplier must be a finite number >= 0, got"):
+        dp_epsilon(sigma, 0.01, 10, 1e-5)
+
+
+def test_dp_epsilon_without_noise_is_still_infinite() -> None:
+    pytest.importorskip("opacus")
+    from lepton_lib.privacy import dp_epsilon
+
+    assert dp_epsilon(0.0, 0.01, 10, 1e-5) == math.inf
+
+
+def _dp_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return nn.Linear(3, 2), torch.randn(8, 3), torch.randint(0, 2, (8,))
+
+
+BAD_DP_SGD = {
+    "epochs=-1": (dict(epochs=-1), "epochs must be a positive int"),
+    "epochs=0": (dict(epochs=0), "epochs must be a positive int"),
+    "epochs=1.5": (dict(epochs=1.5), "epochs must be a positive int"),
+    "max_norm=nan": (dict(max_norm=math.nan), "max_norm must be a finite number > 0"),
+    "max_norm=inf": (dict(max_norm=math.inf), "max_norm must be a finite number > 0"),
+    "max_norm=0": (dict(max_norm=0.0), "max_norm must be a finite number > 0"),
+    "noise_multiplier=inf": (dict(noise_multiplier=math.inf), "noise_multiplier must be a finite number >= 0"),
+    "noise_multiplier=nan": (dict(noise_multiplier=math.nan), "noise_multiplier must be a finite number >= 0"),
+    "lr=nan": (dict(lr=math.nan), "lr must be a finite number"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_DP_SGD), ids=list(BAD_DP_SGD))
+def test_dp_sgd_refuses_meaningless_settings_and_leaves_the_model_unchanged(bad: str) -> None:
+    from lepton_lib.privacy import dp_sgd
+
+    overrides, message = BAD_DP_SGD[bad]
+    model, x, y = _dp_problem()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = dict(epochs=1, batch_size=4, lr=0.1, max_norm=1.0, noise_multiplier=1.0) | overrides
+    with pytest.raises(ValueError, match=message):
+        dp_sgd(model, x, y, **settings)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# --- accuracies ------------------------------------------------------------------------------------------
+
+
+def _loader(labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    torch.manual_seed(0)
+    return [(torch.randn(len(labels), 3), labels)]
+
+
+def test_evaluate_refuses_labels_that_would_broadcast() -> None:
+    from lepton_lib.train import evaluate
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    labels = torch.tensor([[0.0], [1.0], [1.0], [0.0]])  # (B, 1): used to broadcast to (B, B)
+    with pytest.raises(ValueError, match=r"labels have shape \(4, 1\), expected \(4,\)"):
+        evaluate(model, _loader(labels), nn.BCEWithLogitsLoss())
+    model = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match=r"labels have shape \(4, 1\), expected \(4,\)"):
+        evaluate(model, _loader(labels.long()), nn.CrossEntropyLoss())
+
+
+def test_evaluate_still_accepts_binary_and_multiclass_labels() -> None:
+    from lepton_lib.train import evaluate
+
+    torch.manual_seed(0)
+    result = evaluate(nn.Linear(3, 1), _loader(torch.tensor([0.0, 1.0, 1.0, 0.0])), nn.BCEWithLogitsLoss())
+    assert 0.0 <= result.accuracy <= 1.0
+    result = evaluate(nn.Linear(3, 3), _loader(torch.tensor([0, 2, 1, 0])), nn.CrossEntropyLoss())
+    assert 0.0 <= result.accuracy <= 1.0
+
+
+def test_gnn_accuracy_refuses_broadcasting_labels_and_an_empty_mask() -> None:
+    from lepton_lib.gnn import accuracy
+
+    logits = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert accuracy(logits, torch.tensor([0, 1, 0])) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"labels have shape \(3, 1\), expected \(3,\)"):
+        accuracy(logits, torch.tensor([[0], [1], [0]]))
+    with pytest.raises(ValueError, match=r"no nodes to score: logits has shape \(0, 2\)"):
+        accuracy(logits[:0], torch.tensor([], dtype=torch.long))
+
+
+# --- environment and metrics -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, offline", [("0", False), ("false", False), ("No", False), ("", False),
+                                            ("off", False), ("1", True), ("true", True), ("YES", True),
+                                            ("on", True)])
+def test_lepton_offline_is_parsed_as_a_boolean(monkeypatch, value: str, offline: bool) -> None:
+    from lepton_lib.data.download import offline_from_env
+
+    monkeypatch.setenv("LEPTON_OFFLINE", value)
+    assert offline_from_env() is offline
+
+
+def test_lepton_offline_unset_means_online_and_nonsense_raises(monkeypatch) -> None:
+    from lepton_lib.data.download import offline_from_env
+
+    monkeypatch.delenv("LEPTON_OFFLINE", raising=False)
+    assert offline_from_env() is False
+    monkeypatch.setenv("LEPTON_OFFLINE", "maybe")
+    with pytest.raises(ValueError, match=r"LEPTON_OFFLINE must be one of .*got 'maybe'"):
+        offline_from_env()
+
+
+def test_fetch_downloads_when_lepton_offline_is_0(monkeypatch, tmp_path) -> None:
+    from lepton_lib.data import download
+
+    calls = []
+    monkeypatch.setenv("LEPTON_OFFLINE", "0")
+    monkeypatch.delenv("LEPTON_DATA_DIR", raising=False)
+    monkeypatch.setattr(download.pooch, "retrieve", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(
+        OSError("no network in tests")))
+    from lepton_lib.data.registry import RemoteFile
+
+    remote = RemoteFile("x/file.bin", "https://example.invalid/file.bin", "0" * 64)
+    with pytest.raises(Exception):
+        download.fetch(remote, cache=tmp_path)
+    assert calls, "LEPTON_OFFLINE=0 must allow the download step"
+
+
+def test_confusion_matrix_refuses_a_label_that_would_need_a_huge_matrix() -> None:
+    from lepton_lib.metrics import confusion_matrix
+
+    with pytest.raises(ValueError, match=r"y_true contains the label 1000000000"):
+        confusion_matrix([0, 10**9], [0, 0])
+    with pytest.raises(ValueError, match=r"num_classes=1000000000 would need"):
+        confusion_matrix([0, 1], [0, 0], num_classes=10**9)
+    assert confusion_matrix([0, 2], [0, 0]).tolist() == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
