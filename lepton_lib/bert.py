@@ -19,6 +19,7 @@ level: ``attention_mask`` is 1 (or True) on real tokens and 0 on padding.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -370,7 +371,9 @@ def from_hf_state_dict(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
 
 
 def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` (Hugging Face names) into ``directory``."""
+    """Write ``model.safetensors`` then ``config.json`` (Hugging Face names) into ``directory``."""
+    import tempfile
+
     from safetensors.torch import save_file
 
     from .checkpoint import atomic_write_bytes
@@ -383,10 +386,18 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
     architecture = {BertModel: "BertModel", BertForPreTraining: "BertForPreTraining",
                     BertForSequenceClassification: "BertForSequenceClassification"}[type(model)]
     config = model.config.to_dict() | {"architectures": [architecture]}
+    # Weights first, each file atomically: a crash never pairs a new config.json with old weights.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.safetensors.tmp-")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": "pt"})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / "model.safetensors")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     atomic_write_bytes(directory / "config.json", json.dumps(config, indent=2, sort_keys=True).encode())
-    tmp = directory / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    tmp.replace(directory / "model.safetensors")
     return directory
 
 

@@ -12,7 +12,9 @@ Nothing unsafe is ever deserialised: safetensors holds raw tensors and JSON hold
 pickle, so no ``torch.load``). Writing is atomic: the files go to a temporary directory, are
 flushed to disk, and the directory is renamed into place with ``os.replace``. A crash mid-save
 leaves at most a ``*.tmp-*`` directory, which :func:`list_checkpoints` ignores, never a
-half-written checkpoint under the real name. Loading checks sizes and hashes first, so a
+half-written checkpoint under the real name; re-saving a step moves the old checkpoint aside
+(``*.old-<pid>``) for a moment, and a crash then is repaired by the next :func:`latest_checkpoint`
+or :func:`save_checkpoint`, which also remove the leftovers of dead processes. Loading checks sizes and hashes first, so a
 truncated or corrupted checkpoint raises :class:`CheckpointError` before anything is modified.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{8})$")
+_LEFTOVER = re.compile(r"^(step-\d{8})\.(old|tmp)-(\d+)?")  # step-N.old-<pid>, step-N.tmp-<pid>-<random>
 
 
 class CheckpointError(ValueError):
@@ -165,7 +169,47 @@ def _check_optimizer_fits(path: Path, optimizer: torch.optim.Optimizer, saved: d
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+    """The model inside a DDP/DataParallel wrapper (only those: any model may have a ``module`` attribute)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+# --- crash windows: a save interrupted between its two renames, and leftovers -----------------------
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not saving right now (saves are not concurrent within a process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _recover(root: Path) -> None:
+    """Repair what an interrupted :func:`save_checkpoint` of a dead process left under ``root``.
+
+    A crash between the two renames leaves ``step-N.old-<pid>`` and no ``step-N``: the old
+    checkpoint is renamed back. A ``step-N.old-<pid>`` next to a ``step-N`` and any ``.tmp-``
+    directory of a dead process are removed. Leftovers of a live process are not touched.
+    """
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        match = _LEFTOVER.match(path.name)
+        if not match or not path.is_dir() or (match[3] is not None and _alive(int(match[3]))):
+            continue
+        final = root / match[1]
+        if match[2] == "old" and not final.exists():
+            try:
+                _read_verified(path)
+            except CheckpointError:
+                continue  # not a complete checkpoint: leave it for a person to look at
+            os.replace(path, final)
+            _fsync_directory(root)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # --- save and load ------------------------------------------------------------------------------------
@@ -189,8 +233,10 @@ def save_checkpoint(
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    _recover(root)  # an earlier crash's leftovers: restore a displaced checkpoint, remove the rest
     final = root / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{final.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{final.name}.tmp-{os.getpid()}-"))
+    old = root / f"{final.name}.old-{os.getpid()}"
     try:
         files = {"model.safetensors": {k: v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}}
         meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "step": step}
@@ -209,8 +255,7 @@ def save_checkpoint(
         atomic_write_bytes(tmp / "state.json", json.dumps(meta, indent=1).encode())
         _fsync_directory(tmp)
         if final.exists():  # re-saving a step (after resuming from an earlier one): swap, then drop the old
-            old = root / f"{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
+            os.replace(final, old)  # a crash right after this leaves only step-N.old-<pid>: see _recover
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -218,6 +263,8 @@ def save_checkpoint(
         _fsync_directory(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():  # failed between the renames: put the old checkpoint back
+            os.replace(old, final)
         raise
     return final
 
@@ -234,7 +281,12 @@ def _read_verified(path: Path) -> dict:
         raise CheckpointError(f"{path}/state.json is truncated or corrupted ({err})") from err
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}/state.json: unknown format, expected format_version {FORMAT_VERSION}")
-    for name, expected in meta["files"].items():
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and {"bytes", "sha256"} <= v.keys()
+                                              for v in files.values()):
+        raise CheckpointError(f"{path}/state.json has no valid 'files' entry (name -> bytes, sha256): "
+                              f"it was not written by save_checkpoint or was edited")
+    for name, expected in files.items():
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{file} is missing")
@@ -313,11 +365,17 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    """The newest checkpoint that passes verification (a corrupted newer one is skipped), or None."""
+    """The newest checkpoint that passes verification, or None.
+
+    A checkpoint displaced by a save that crashed between its two renames is recovered first (see
+    :func:`save_checkpoint`). A corrupted newer checkpoint is skipped with a warning that names it.
+    """
+    _recover(Path(root))
     for path in reversed(list_checkpoints(root)):
         try:
             _read_verified(path)
-        except CheckpointError:
+        except CheckpointError as err:
+            warnings.warn(f"skipping the corrupted checkpoint {path}: {err}", stacklevel=2)
             continue
         return path
     return None

@@ -18,6 +18,7 @@ would have produced.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,13 +149,16 @@ def pretrain(
     device: torch.device | str = "cpu",
     resume_from: str | Path | None = None,
     stop_after: int | None = None,
+    allow_config_change: bool = False,
 ) -> TrainLog:
     """Train ``model`` for ``config.steps`` optimizer steps and return the per-step log.
 
     ``resume_from``: a checkpoint directory, or ``"latest"`` for the newest valid one under
     ``config.checkpoint_dir`` (none found: start from scratch). ``stop_after`` ends the run after
     that many completed steps (as an interruption would), keeping the schedule of ``config.steps``.
-    Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in DDP.
+    Resuming with a config that differs from the saved one (other than where and how often to log
+    and save) raises, since the run would no longer equal an uninterrupted one, unless
+    ``allow_config_change=True``. Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in DDP.
     """
     device = torch.device(device)
     rank, world = _distributed()
@@ -169,6 +173,7 @@ def pretrain(
     if resume_from == "latest":
         resume_from = latest_checkpoint(config.checkpoint_dir) if config.checkpoint_dir else None
     if resume_from is not None:
+        _check_same_config(Path(resume_from), config, allow_config_change)
         meta = load_checkpoint(resume_from, model, optimizer, scheduler, restore_rng=True, rank=rank)
         start, log = meta["step"], TrainLog(**meta["extra"]["log"])
     ddp = None
@@ -222,6 +227,23 @@ def pretrain(
             _save(config, step + 1, model, optimizer, scheduler, log, rank, world)
     bar.close()
     return log
+
+
+_RUN_ONLY_FIELDS = ("log_every", "checkpoint_every", "checkpoint_dir", "progress")  # change nothing trained
+
+
+def _check_same_config(path: Path, config: PretrainConfig, allow: bool) -> None:
+    """Raise ``ValueError`` if the checkpoint at ``path`` was trained with another config."""
+    try:
+        saved = json.loads((path / "state.json").read_text())["extra"]["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable config: load_checkpoint reports a damaged checkpoint itself
+    current = json.loads(json.dumps(asdict(config)))
+    changed = {k: (saved.get(k), v) for k, v in current.items() if k not in _RUN_ONLY_FIELDS and saved.get(k) != v}
+    if changed and not allow:
+        described = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(f"config differs from the one {path} was trained with ({described}); resume with the "
+                         f"saved config, or pass allow_config_change=True to continue with the new one")
 
 
 def _save(config: PretrainConfig, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
