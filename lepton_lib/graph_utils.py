@@ -59,6 +59,12 @@ def check_edge_index(edge_index: object, num_nodes: int, name: str = "edge_index
     return edge_index
 
 
+def _check_num_nodes(num_nodes: object) -> int:
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    return num_nodes
+
+
 def check_node_features(x: object, in_features: int | None = None, name: str = "x") -> torch.Tensor:
     """Check that ``x`` is a floating-point (N, F) tensor, with F == ``in_features`` if given."""
     check_tensor(name, x, shape=(None, in_features))
@@ -121,12 +127,15 @@ def add_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 def coalesce(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Remove duplicate edges and sort by target, then source (PyG's order). (2, E) -> (2, E')"""
+    _check_num_nodes(num_nodes)
+    check_edge_index(edge_index, num_nodes)  # an id outside [0, N) would merge with another edge's key
     key = torch.unique(edge_index[1] * num_nodes + edge_index[0])  # unique() also sorts
     return torch.stack([key % num_nodes, key // num_nodes])
 
 
 def to_undirected(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Both directions of every edge, without duplicates, sorted as :func:`coalesce`."""
+    check_edge_index(edge_index, num_nodes)
     return coalesce(torch.cat([edge_index, edge_index.flip(0)], dim=1), num_nodes)
 
 
@@ -217,7 +226,11 @@ def sample_neighbors(edge_index: torch.Tensor, nodes: torch.Tensor, fanout: int,
     candidate edge draws a random key and the ``fanout`` smallest keys per node win, so the
     whole batch is sampled with one sort instead of a Python loop.
     """
-    num_nodes = int(edge_index.max()) + 1 if num_nodes is None else num_nodes
+    if num_nodes is None:
+        check_tensor("edge_index", edge_index, shape=(2, None), dtype=torch.int64)
+        if edge_index.numel() == 0:
+            raise ValueError("num_nodes must be given when edge_index has no edges (it cannot be inferred)")
+        num_nodes = int(edge_index.max()) + 1
     check_edge_index(edge_index, num_nodes)
     check_tensor("nodes", nodes, shape=(None,), dtype=torch.int64)
     if isinstance(fanout, bool) or not isinstance(fanout, int) or fanout < 1:
@@ -261,6 +274,12 @@ def sample_subgraph(edge_index: torch.Tensor, seeds: torch.Tensor, fanouts: list
     check_tensor("seeds", seeds, shape=(None,), dtype=torch.int64)
     if not fanouts:
         raise ValueError("fanouts must list at least one hop, got []")
+    _check_num_nodes(num_nodes)
+    if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= num_nodes):
+        raise ValueError(f"seeds must lie in [0, {num_nodes - 1}], got ids in [{int(seeds.min())}, {int(seeds.max())}]")
+    unique, counts = torch.unique(seeds, return_counts=True)
+    if bool((counts > 1).any()):  # a repeated seed would get one local id and leave a row unmapped
+        raise ValueError(f"seeds must not repeat a node, got {int(unique[counts > 1][0])} twice or more")
     local = torch.full((num_nodes,), -1, dtype=torch.int64)  # global id -> local id
     local[seeds] = torch.arange(seeds.numel())
     node_ids, frontier, edges = [seeds], seeds, []

@@ -95,8 +95,10 @@ def create_nsp_examples(
     _check_length(max_seq_length, 5)
     if not 0.0 <= nsp_probability <= 1.0:
         raise ValueError(f"nsp_probability must be in [0, 1], got {nsp_probability}")
-    if len(documents) < 2:
-        raise ValueError(f"documents must hold at least 2 documents (NotNext pairs need another), got {len(documents)}")
+    non_empty = sum(1 for document in documents if len(document) > 0)
+    if non_empty < 2:  # empty documents give no pairs and are never drawn as "another document"
+        raise ValueError(f"documents must hold at least 2 documents that are not empty (NotNext pairs need "
+                         f"another), got {non_empty} non-empty of {len(documents)}")
     rng = random.Random(seed)
     max_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     examples = []
@@ -122,7 +124,7 @@ def create_nsp_examples(
                 tokens_a = [t for s in chunk[:a_end] for t in s]
                 if random_next:
                     other = doc_index
-                    while other == doc_index:
+                    while other == doc_index or not documents[other]:
                         other = rng.randrange(len(documents))
                     start = rng.randrange(len(documents[other]))
                     tokens_b: list[int] = []
@@ -202,7 +204,16 @@ def mask_tokens(
         raise ValueError(f"input_ids must be an int64 tensor, got {getattr(input_ids, 'dtype', type(input_ids))}")
     if not 0.0 < mlm_probability < 1.0:
         raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
     special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+    if special.numel() and (int(special[0]) < 0 or int(special[-1]) >= vocab_size):
+        raise ValueError(f"special_ids must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}), got {special.tolist()}")
+    if input_ids.numel():  # an id outside the vocabulary would be kept as a label, or index out of range later
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"input_ids contains the id {low if low < 0 else high}, outside the vocabulary "
+                             f"[0, {vocab_size - 1}] (vocab_size={vocab_size})")
     if mask_id not in special.tolist():
         raise ValueError(f"mask_id {mask_id} must be one of special_ids {special.tolist()}")
     eligible = ~torch.isin(input_ids, special)

@@ -163,3 +163,78 @@ def test_confusion_matrix_refuses_a_label_that_would_need_a_huge_matrix() -> Non
     with pytest.raises(ValueError, match=r"num_classes=1000000000 would need"):
         confusion_matrix([0, 1], [0, 0], num_classes=10**9)
     assert confusion_matrix([0, 2], [0, 0]).tolist() == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
+
+
+# --- graph and data inputs (item 4) ------------------------------------------------------------------------
+
+
+def test_sample_subgraph_refuses_duplicate_or_out_of_range_seeds() -> None:
+    from lepton_lib.graph_utils import sample_subgraph
+
+    edges = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    sub = sample_subgraph(edges, torch.tensor([1, 3]), [2], num_nodes=4, generator=torch.Generator().manual_seed(0))
+    assert sub.num_seeds == 2 and sub.node_ids[:2].tolist() == [1, 3]
+    with pytest.raises(ValueError, match=r"seeds must not repeat a node, got 1 twice or more"):
+        sample_subgraph(edges, torch.tensor([1, 3, 1]), [2], num_nodes=4)
+    with pytest.raises(ValueError, match=r"seeds must lie in \[0, 3\], got ids in \[-1, 3\]"):
+        sample_subgraph(edges, torch.tensor([-1, 3]), [2], num_nodes=4)
+
+
+@pytest.mark.parametrize("function", ["coalesce", "to_undirected"])
+@pytest.mark.parametrize("bad", [[[0, 5], [1, 0]], [[0, -1], [1, 0]]], ids=["too large", "negative"])
+def test_coalesce_and_to_undirected_refuse_ids_outside_the_graph(function: str, bad) -> None:
+    import lepton_lib.graph_utils as graph_utils
+
+    edge_index = torch.tensor(bad)
+    before = edge_index.clone()
+    with pytest.raises(ValueError, match=r"edge_index contains node id -?\d, but the graph has 4 nodes"):
+        getattr(graph_utils, function)(edge_index, 4)
+    assert torch.equal(edge_index, before)
+    assert graph_utils.coalesce(torch.tensor([[1, 0, 1], [0, 1, 0]]), 4).tolist() == [[1, 0], [0, 1]]
+
+
+def test_sample_neighbors_needs_num_nodes_for_an_empty_edge_index() -> None:
+    from lepton_lib.graph_utils import sample_neighbors
+
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"num_nodes must be given when edge_index has no edges"):
+        sample_neighbors(empty, torch.tensor([0]), 2)
+    assert sample_neighbors(empty, torch.tensor([0]), 2, num_nodes=3).shape == (2, 0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_create_nsp_examples_skips_empty_documents_in_every_seed(seed: int) -> None:
+    from lepton_lib.pretraining_data import create_nsp_examples
+
+    documents = [[[5, 6, 7], [8, 9]], [], [[10, 11], [12, 13, 14]], [[15, 16, 17, 18]]]
+    examples = create_nsp_examples(documents, max_seq_length=12, seed=seed)
+    assert examples and all(e.tokens_a and e.tokens_b for e in examples)
+
+
+def test_create_nsp_examples_without_an_unused_document_pair_raises() -> None:
+    from lepton_lib.pretraining_data import create_nsp_examples
+
+    with pytest.raises(ValueError, match=r"at least 2 documents that are not empty .*got 1 non-empty of 3"):
+        create_nsp_examples([[[5, 6, 7]], [], []], max_seq_length=12)
+
+
+def test_create_nsp_examples_is_unchanged_without_empty_documents() -> None:
+    from lepton_lib.pretraining_data import create_nsp_examples
+
+    documents = [[[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], [[15, 16, 17, 18]]]
+    pairs = [(e.tokens_a, e.tokens_b, e.is_random_next) for e in create_nsp_examples(documents, 12, seed=7)]
+    assert pairs == [((5, 6, 7), (15, 16, 17, 18), True), ((8, 9), (15, 16, 17, 18), True),  # stored before the fix
+                     ((10, 11), (5, 6, 7, 8, 9), True), ((12,), (13, 14), False), ((15, 16, 17, 18), (5, 6, 7), True)]
+
+
+@pytest.mark.parametrize("ids, found", [([[4, 9, 30]], 30), ([[4, -2, 7]], -2)])
+def test_mask_tokens_checks_ids_against_the_vocabulary(ids, found: int) -> None:
+    from lepton_lib.pretraining_data import mask_tokens
+
+    input_ids = torch.tensor(ids)
+    before = input_ids.clone()
+    with pytest.raises(ValueError, match=rf"input_ids contains the id {found}, outside the vocabulary \[0, 29\]"):
+        mask_tokens(input_ids, [0, 1, 2, 3], 3, 30, torch.Generator().manual_seed(0))
+    assert torch.equal(input_ids, before)
+    with pytest.raises(ValueError, match=r"special_ids must lie in \[0, 9\]"):
+        mask_tokens(torch.tensor([[4, 5]]), [0, 1, 2, 30], 2, 10, torch.Generator().manual_seed(0))
