@@ -143,6 +143,21 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
+def _check_labels(name: str, labels: object, shape: tuple[int, ...], described: str, num_classes: int) -> None:
+    """Shape and dtype always; values (class ids, or -100 for MLM) only on the CPU, where no device sync is paid."""
+    if not isinstance(labels, Tensor) or tuple(labels.shape) != shape:
+        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must have {described}{shape}, got {got}")
+    if labels.dtype != torch.long:
+        raise ValueError(f"{name} must be an int64 tensor, got {labels.dtype}")
+    if labels.device.type == "cpu":
+        ignored = labels == IGNORE_INDEX if name == "mlm_labels" else torch.zeros_like(labels, dtype=torch.bool)
+        bad = labels[~ignored & ((labels < 0) | (labels >= num_classes))]
+        if bad.numel():
+            allowed = f"-100 or ids in [0, {num_classes - 1}]" if name == "mlm_labels" else "0 or 1"
+            raise ValueError(f"{name} must hold {allowed}, got {int(bad[0])}")
+
+
 def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor | None,
                   token_type_ids: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Validate the inputs; return segment ids and the padding mask (True = padding) or None."""
@@ -163,6 +178,8 @@ def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor 
     elif not isinstance(token_type_ids, Tensor) or token_type_ids.shape != input_ids.shape:
         got = tuple(token_type_ids.shape) if isinstance(token_type_ids, Tensor) else type(token_type_ids).__name__
         raise ValueError(f"token_type_ids must have input_ids' shape {(B, S)}, got {got}")
+    elif token_type_ids.dtype != torch.long:
+        raise ValueError(f"token_type_ids must be an int64 tensor, got {token_type_ids.dtype}")
     elif int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= config.type_vocab_size:
         raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size}) (type_vocab_size)")
     if attention_mask is None:
@@ -252,11 +269,14 @@ class BertForPreTraining(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
                 mlm_labels: Tensor | None = None, nsp_labels: Tensor | None = None) -> PreTrainingOutput:
+        if mlm_labels is not None:
+            _check_labels("mlm_labels", mlm_labels, tuple(input_ids.shape), "input_ids' shape ", self.config.vocab_size)
+        if nsp_labels is not None:
+            if not self.use_nsp:
+                raise ValueError("nsp_labels were given but this model has no NSP head (use_nsp=False)")
+            _check_labels("nsp_labels", nsp_labels, (input_ids.shape[0],), "shape (B,) = ", 2)
         out = self.bert(input_ids, attention_mask, token_type_ids)
         nsp_logits = self.nsp_head(out.pooler_output) if self.use_nsp else None
-        if mlm_labels is not None and (not isinstance(mlm_labels, Tensor) or mlm_labels.shape != input_ids.shape):
-            got = tuple(mlm_labels.shape) if isinstance(mlm_labels, Tensor) else type(mlm_labels).__name__
-            raise ValueError(f"mlm_labels must have input_ids' shape {tuple(input_ids.shape)}, got {got}")
         if mlm_labels is None:
             return PreTrainingOutput(None, None, None, self.mlm_logits(out.last_hidden_state), nsp_logits)
         masked = mlm_labels != IGNORE_INDEX
@@ -272,11 +292,6 @@ class BertForPreTraining(nn.Module):
         mlm_loss = mlm_sum / max(num_masked, 1)
         nsp_sum = nsp_loss = None
         if nsp_labels is not None:
-            if nsp_logits is None:
-                raise ValueError("nsp_labels were given but this model has no NSP head (use_nsp=False)")
-            if not isinstance(nsp_labels, Tensor) or nsp_labels.shape != (input_ids.shape[0],):
-                got = tuple(nsp_labels.shape) if isinstance(nsp_labels, Tensor) else type(nsp_labels).__name__
-                raise ValueError(f"nsp_labels must have shape (B,) = ({input_ids.shape[0]},), got {got}")
             nsp_sum = F.cross_entropy(nsp_logits.float(), nsp_labels, reduction="sum")
             nsp_loss = nsp_sum / input_ids.shape[0]
         loss = mlm_loss if nsp_loss is None else mlm_loss + nsp_loss
@@ -410,6 +425,7 @@ def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertMo
     in ``model.newly_initialized``. ``config_overrides`` change the config (e.g. ``num_labels=2``,
     dropout rates) before the model is built.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     directory = Path(directory)
@@ -418,9 +434,18 @@ def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertMo
         if not path.is_file():
             raise ValueError(f"{path} not found: load_pretrained expects a directory with config.json and "
                              f"model.safetensors (Hugging Face format)")
-    config = BertConfig.from_dict(json.loads(config_path.read_text()) | config_overrides)
-    model = model_class(config)
-    missing = from_hf_state_dict(model, load_file(str(weights_path)))
+    try:
+        saved = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path} is not valid JSON ({err}): the file is truncated or corrupted") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"{config_path} must hold a JSON object, got {type(saved).__name__}")
+    model = model_class(BertConfig.from_dict(saved | config_overrides))
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{weights_path} cannot be read as safetensors (truncated or corrupted: {err})") from err
+    missing = from_hf_state_dict(model, weights)
     body_missing = [m for m in missing if m.removeprefix("bert.").startswith(("embeddings", "encoder"))]
     if strict and body_missing:
         raise ValueError(f"{weights_path} lacks {len(body_missing)} encoder tensors, e.g. {body_missing[:3]}")

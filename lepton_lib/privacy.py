@@ -102,6 +102,15 @@ def average_states(states: list[dict[str, Tensor]], weights: list[float]) -> dic
     total = float(sum(weights))
     if total <= 0 or min(weights) < 0:
         raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    for k, state in enumerate(states[1:], start=1):
+        if state.keys() != states[0].keys():
+            missing, unexpected = sorted(states[0].keys() - state.keys()), sorted(state.keys() - states[0].keys())
+            raise ValueError(f"states[{k}] has other keys than states[0]: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+        for name, first in states[0].items():
+            if state[name].shape != first.shape:
+                raise ValueError(f"states[{k}][{name!r}] has shape {tuple(state[name].shape)}, "
+                                 f"states[0][{name!r}] has {tuple(first.shape)}")
     averaged = {}
     for name, first in states[0].items():
         if not first.is_floating_point():  # counters such as BatchNorm's num_batches_tracked

@@ -21,6 +21,7 @@ WordPiece's ``##`` notation and greedy longest-match encoding. The output matche
 from __future__ import annotations
 
 import heapq
+import numbers
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -426,8 +427,9 @@ class WordPieceTokenizer:
         ``cleanup`` removes the space that tokenization put before punctuation and in contractions
         (" ." -> ".", " n't" -> "n't"), as the Hugging Face decoder does.
         """
-        if isinstance(ids, torch.Tensor):
+        if isinstance(ids, torch.Tensor) or hasattr(ids, "tolist"):  # a tensor or a NumPy array
             ids = ids.tolist()
+        ids = [int(i) if isinstance(i, numbers.Integral) else i for i in ids]  # NumPy integers too
         bad = [i for i in ids if not isinstance(i, int) or i not in self.id_to_token]
         if bad:
             raise ValueError(f"ids must be ints in [0, {len(self)}), got {bad[:5]}")

@@ -40,6 +40,13 @@ __all__ = [
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
+
+def _check_sizes(**sizes: object) -> None:
+    """Layer sizes must be positive ints (a float such as 8.0 would fail deep inside nn.Linear)."""
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a positive int, got {size!r}")
+
 class PositionwiseFeedForward(nn.Module):
     """``FFN(x) = W_2 dropout(act(W_1 x + b_1)) + b_2``, applied to every position independently.
 
@@ -51,6 +58,7 @@ class PositionwiseFeedForward(nn.Module):
         self, d_model: int, dim_feedforward: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True
     ) -> None:
         super().__init__()
+        _check_sizes(d_model=d_model, dim_feedforward=dim_feedforward)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
@@ -89,6 +97,7 @@ class TransformerEncoderLayer(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        _check_sizes(d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward)
         self.d_model, self.norm_first, self.batch_first = d_model, norm_first, batch_first
         self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
         self.ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, activation, bias)
@@ -141,6 +150,7 @@ class TransformerDecoderLayer(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        _check_sizes(d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward)
         self.d_model, self.norm_first, self.batch_first = d_model, norm_first, batch_first
         self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
         self.cross_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)

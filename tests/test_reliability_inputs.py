@@ -238,3 +238,106 @@ def test_mask_tokens_checks_ids_against_the_vocabulary(ids, found: int) -> None:
     assert torch.equal(input_ids, before)
     with pytest.raises(ValueError, match=r"special_ids must lie in \[0, 9\]"):
         mask_tokens(torch.tensor([[4, 5]]), [0, 1, 2, 30], 2, 10, torch.Generator().manual_seed(0))
+
+
+# --- clear errors instead of raw library ones (item 5) -----------------------------------------------------
+
+
+def _tiny_bert():
+    from lepton_lib.bert import BertConfig, BertForPreTraining
+
+    torch.manual_seed(0)
+    return BertForPreTraining(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=16, max_position_embeddings=16))
+
+
+BAD_PRETRAINING = {
+    "mlm_labels out of range": (dict(mlm_labels=torch.tensor([[-100, 25, -100]])),
+                                r"mlm_labels must hold -100 or ids in \[0, 19\], got 25"),
+    "mlm_labels float": (dict(mlm_labels=torch.tensor([[-100.0, 5.0, -100.0]])),
+                         r"mlm_labels must be an int64 tensor, got torch.float32"),
+    "nsp_labels out of range": (dict(nsp_labels=torch.tensor([2])), r"nsp_labels must hold 0 or 1, got 2"),
+    "nsp_labels float": (dict(nsp_labels=torch.tensor([1.0])), r"nsp_labels must be an int64 tensor, got torch.float32"),
+    "token_type_ids float": (dict(token_type_ids=torch.tensor([[0.0, 0.0, 1.0]])),
+                             r"token_type_ids must be an int64 tensor, got torch.float32"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_PRETRAINING), ids=list(BAD_PRETRAINING))
+def test_bert_pretraining_refuses_bad_labels_and_segment_ids_by_name(bad: str) -> None:
+    overrides, message = BAD_PRETRAINING[bad]
+    inputs = dict(input_ids=torch.tensor([[2, 7, 3]]), mlm_labels=torch.tensor([[-100, 7, -100]]),
+                  nsp_labels=torch.tensor([1])) | overrides
+    with pytest.raises(ValueError, match=message):
+        _tiny_bert()(**inputs)
+
+
+def test_load_pretrained_names_a_truncated_weights_file_and_a_corrupt_config(tmp_path) -> None:
+    from lepton_lib.bert import load_pretrained, save_pretrained
+
+    save_pretrained(_tiny_bert(), tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.safetensors cannot be read as safetensors \(truncated or corrupted"):
+        load_pretrained(tmp_path)
+    weights.write_bytes(data)
+    config = tmp_path / "config.json"
+    config.write_text(config.read_text()[:-20])
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON"):
+        load_pretrained(tmp_path)
+
+
+def test_average_states_refuses_states_with_other_keys_or_shapes() -> None:
+    from lepton_lib.privacy import average_states
+
+    a = {"w": torch.ones(2), "b": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"states\[1\] has other keys than states\[0\]: missing \['b'\]"):
+        average_states([a, {"w": torch.ones(2)}], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"states\[1\]\['w'\] has shape \(3,\), states\[0\]\['w'\] has \(2,\)"):
+        average_states([a, {"w": torch.ones(3), "b": torch.zeros(1)}], [1.0, 1.0])
+    assert torch.equal(average_states([a, a], [1.0, 3.0])["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("args", [(8.0, 2), (8, 2.0), ("8", 2)])
+def test_attention_constructors_refuse_non_integer_sizes(args) -> None:
+    from lepton_lib.attention import MultiHeadAttention
+    from lepton_lib.transformer import TransformerEncoderLayer
+
+    with pytest.raises(ValueError, match=r"(embed_dim|num_heads) must be a positive int, got"):
+        MultiHeadAttention(*args)
+    with pytest.raises(ValueError, match=r"(d_model|nhead) must be a positive int, got"):
+        TransformerEncoderLayer(*args, dim_feedforward=16)
+    with pytest.raises(ValueError, match=r"dim_feedforward must be a positive int, got 16.0"):
+        TransformerEncoderLayer(8, 2, dim_feedforward=16.0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lr", -1.0, r"lr must be a finite number > 0, got -1.0"),
+    ("lr", math.nan, r"lr must be a finite number > 0, got nan"),
+    ("eps", 0.0, r"eps must be a finite number > 0"),
+    ("weight_decay", -0.1, r"weight_decay must be a finite number >= 0"),
+    ("max_grad_norm", -1.0, r"max_grad_norm must be None or a finite number > 0"),
+    ("betas", (0.9, 1.5), r"betas must be two numbers in \[0, 1\), got \(0.9, 1.5\)"),
+    ("checkpoint_every", -1, r"checkpoint_every must be None or a positive int, got -1"),
+    ("checkpoint_every", 0, r"checkpoint_every must be None or a positive int, got 0"),
+])
+def test_pretrain_config_refuses_meaningless_hyper_parameters(field: str, value, message: str) -> None:
+    from lepton_lib.pretrain_loop import PretrainConfig
+
+    extra = {"checkpoint_dir": "unused"} if field == "checkpoint_every" else {}
+    with pytest.raises(ValueError, match=message):
+        PretrainConfig(**{field: value}, **extra)
+
+
+def test_decode_accepts_numpy_integers() -> None:
+    import numpy as np
+
+    from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer(list(SPECIAL_TOKENS) + ["hello", "world"])
+    ids = [len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + 1]
+    assert tokenizer.decode(np.array(ids)) == tokenizer.decode(ids) == "hello world"
+    assert tokenizer.decode([np.int64(i) for i in ids]) == "hello world"
+    with pytest.raises(ValueError, match=r"ids must be ints in"):
+        tokenizer.decode([1.5])
