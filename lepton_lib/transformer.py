@@ -182,6 +182,11 @@ class TransformerDecoderLayer(nn.Module):
     ) -> Tensor:
         x = _to_batch_first(tgt, self.batch_first, "tgt", self.d_model)
         mem = _to_batch_first(memory, self.batch_first, "memory", self.d_model)
+        for mask_name, mask, flag in (("tgt_mask", tgt_mask, tgt_is_causal), ("memory_mask", memory_mask, memory_is_causal)):
+            if mask is not None and flag:  # name the decoder's arguments, not the attention module's
+                causal = mask_name.replace("_mask", "_is_causal")
+                raise ValueError(f"{mask_name} (shape {tuple(mask.shape)}) was given with {causal}=True (the default "
+                                 f"for tgt); expected one of them: pass {causal}=False to use {mask_name}")
         self_args = (tgt_mask, tgt_key_padding_mask, tgt_is_causal)
         cross_args = (memory_mask, memory_key_padding_mask, memory_is_causal)
         if self.norm_first:

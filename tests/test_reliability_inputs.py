@@ -341,3 +341,16 @@ def test_decode_accepts_numpy_integers() -> None:
     assert tokenizer.decode([np.int64(i) for i in ids]) == "hello world"
     with pytest.raises(ValueError, match=r"ids must be ints in"):
         tokenizer.decode([1.5])
+
+
+def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments() -> None:
+    from lepton_lib.transformer import TransformerDecoderLayer
+
+    torch.manual_seed(0)
+    layer = TransformerDecoderLayer(8, 2, 16).eval()
+    x = torch.randn(1, 3, 8)
+    mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    with pytest.raises(ValueError, match=r"tgt_mask \(shape \(3, 3\)\) was given with tgt_is_causal=True .*"
+                                         r"pass tgt_is_causal=False"):
+        layer(x, x, tgt_mask=mask)
+    assert torch.allclose(layer(x, x, tgt_mask=mask, tgt_is_causal=False), layer(x, x))
