@@ -306,7 +306,7 @@ def test_transformer_validation_messages() -> None:
         TransformerEncoderLayer(8, 2)(torch.zeros(2, 5, 6))
     with pytest.raises(ValueError, match=r"memory must have shape \(T, B, d_model\) with d_model = 8, got \(2, 5\)"):
         TransformerDecoderLayer(8, 2, batch_first=False)(torch.zeros(4, 2, 8), torch.zeros(2, 5))
-    with pytest.raises(ValueError, match=r"attn_mask \(shape \(4, 4\)\) and is_causal=True were both given"):
+    with pytest.raises(ValueError, match=r"tgt_mask \(shape \(4, 4\)\) was given with tgt_is_causal=True"):
         TransformerDecoderLayer(8, 2)(torch.zeros(2, 4, 8), torch.zeros(2, 5, 8), tgt_mask=torch.ones(4, 4).bool())
     with pytest.raises(ValueError, match=r"num_layers must be >= 1, got 0"):
         TransformerEncoder(TransformerEncoderLayer(8, 2), 0)
