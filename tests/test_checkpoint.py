@@ -103,7 +103,8 @@ def test_damaged_checkpoints_raise_and_the_previous_one_still_loads(tmp_path):
     (older / "state.json").write_text((older / "state.json").read_text()[:-40])
     with pytest.raises(CheckpointError, match="state.json is truncated or corrupted"):
         load_checkpoint(older, fresh)
-    assert latest_checkpoint(tmp_path / "ckpt") is None
+    with pytest.warns(UserWarning, match="skipping the corrupted checkpoint"):
+        assert latest_checkpoint(tmp_path / "ckpt") is None
 
 
 def test_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
@@ -111,7 +112,8 @@ def test_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
     pretrain(model, toy_batcher(), config(tmp_path))
     older, newer = list_checkpoints(tmp_path / "ckpt")
     (newer / "optimizer.safetensors").write_bytes(b"not a safetensors file")
-    assert latest_checkpoint(tmp_path / "ckpt") == older
+    with pytest.warns(UserWarning, match=f"skipping the corrupted checkpoint {newer}"):
+        assert latest_checkpoint(tmp_path / "ckpt") == older
     meta = load_checkpoint(older, toy_model(), build_optimizer(model, config()))
     assert meta["step"] == 3 and len(meta["extra"]["log"]["loss"]) == 3
 
