@@ -234,8 +234,9 @@ class MultiHeadAttention(nn.Module):
         """Return ``(output (B, L, E), weights (B, H, L, S) per head or None)``.
 
         With ``kv_cache`` the new keys/values are appended (after every input has been checked, so a
-        refused call leaves the cache unchanged) and the queries attend every cached position; ``is_causal`` then means query ``i`` (absolute position ``cached + i``) sees keys
-        up to its own position, and ``key_padding_mask`` must cover all ``S`` cached positions.
+        refused call leaves the cache unchanged) and the queries attend every cached position;
+        ``is_causal`` then means query ``i`` (absolute position ``cached + i``) sees keys up to its own
+        position, and ``key_padding_mask`` must cover all ``S`` cached positions.
         """
         if not self.batch_first:
             query, key, value = (

@@ -14,8 +14,9 @@ flushed to disk, and the directory is renamed into place with ``os.replace``. A 
 leaves at most a ``*.tmp-*`` directory, which :func:`list_checkpoints` ignores, never a
 half-written checkpoint under the real name; re-saving a step moves the old checkpoint aside
 (``*.old-<pid>``) for a moment, and a crash then is repaired by the next :func:`latest_checkpoint`
-or :func:`save_checkpoint`, which also remove the leftovers of dead processes. Loading checks sizes and hashes first, so a
-truncated or corrupted checkpoint raises :class:`CheckpointError` before anything is modified.
+or :func:`save_checkpoint`, which also remove the leftovers of dead processes. Loading checks
+sizes and hashes first, so a truncated or corrupted checkpoint raises :class:`CheckpointError`
+before anything is modified.
 """
 from __future__ import annotations
 

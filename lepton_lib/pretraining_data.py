@@ -208,7 +208,8 @@ def mask_tokens(
         raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
     special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
     if special.numel() and (int(special[0]) < 0 or int(special[-1]) >= vocab_size):
-        raise ValueError(f"special_ids must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}), got {special.tolist()}")
+        raise ValueError(f"special_ids must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}), "
+                         f"got {special.tolist()}")
     if input_ids.numel():  # an id outside the vocabulary would be kept as a label, or index out of range later
         low, high = int(input_ids.min()), int(input_ids.max())
         if low < 0 or high >= vocab_size:

@@ -182,7 +182,8 @@ class TransformerDecoderLayer(nn.Module):
     ) -> Tensor:
         x = _to_batch_first(tgt, self.batch_first, "tgt", self.d_model)
         mem = _to_batch_first(memory, self.batch_first, "memory", self.d_model)
-        for mask_name, mask, flag in (("tgt_mask", tgt_mask, tgt_is_causal), ("memory_mask", memory_mask, memory_is_causal)):
+        masks = (("tgt_mask", tgt_mask, tgt_is_causal), ("memory_mask", memory_mask, memory_is_causal))
+        for mask_name, mask, flag in masks:
             if mask is not None and flag:  # name the decoder's arguments, not the attention module's
                 causal = mask_name.replace("_mask", "_is_causal")
                 raise ValueError(f"{mask_name} (shape {tuple(mask.shape)}) was given with {causal}=True (the default "

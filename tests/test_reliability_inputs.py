@@ -257,7 +257,8 @@ BAD_PRETRAINING = {
     "mlm_labels float": (dict(mlm_labels=torch.tensor([[-100.0, 5.0, -100.0]])),
                          r"mlm_labels must be an int64 tensor, got torch.float32"),
     "nsp_labels out of range": (dict(nsp_labels=torch.tensor([2])), r"nsp_labels must hold 0 or 1, got 2"),
-    "nsp_labels float": (dict(nsp_labels=torch.tensor([1.0])), r"nsp_labels must be an int64 tensor, got torch.float32"),
+    "nsp_labels float": (dict(nsp_labels=torch.tensor([1.0])),
+                         r"nsp_labels must be an int64 tensor, got torch.float32"),
     "token_type_ids float": (dict(token_type_ids=torch.tensor([[0.0, 0.0, 1.0]])),
                              r"token_type_ids must be an int64 tensor, got torch.float32"),
 }

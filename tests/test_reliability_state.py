@@ -10,13 +10,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import warnings
 
 import pytest
 import torch
 from torch import nn
 
+import lepton_lib.checkpoint as checkpoint_module
 from lepton_lib.attention import MultiHeadAttention
-from lepton_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lepton_lib.bert import BertConfig, BertModel, load_pretrained, save_pretrained
+from lepton_lib.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from lepton_lib.tiled_attention import KVCache
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -143,14 +148,6 @@ def test_load_checkpoint_still_restores_a_fitting_optimizer_exactly(tmp_path):
 
 # --- crash windows of save_checkpoint and save_pretrained ------------------------------------------------
 
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import warnings  # noqa: E402
-
-import lepton_lib.checkpoint as checkpoint_module  # noqa: E402
-from lepton_lib.bert import BertConfig, BertModel, load_pretrained, save_pretrained  # noqa: E402
-from lepton_lib.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
-
 
 def _fault_at_replace(k: int, crash: bool):
     """An ``os.replace`` whose call number ``k`` fails (an exception) or kills the process right after."""
@@ -226,8 +223,6 @@ def test_latest_warns_naming_each_corrupted_newer_checkpoint_it_skips(tmp_path) 
 
 
 def test_a_state_json_without_files_raises_checkpoint_error(tmp_path) -> None:
-    import json
-
     path = save_checkpoint(tmp_path, 1, _net(0))
     meta = json.loads((path / "state.json").read_text())
     del meta["files"]
@@ -299,7 +294,7 @@ def test_a_fault_at_each_step_of_save_pretrained_never_pairs_a_new_config_with_o
         with pytest.raises(OSError):
             save_pretrained(_bert(2, 7), tmp_path)
         monkeypatch.undo()
-    config = BertConfig.from_dict(__import__("json").loads((tmp_path / "config.json").read_text()))
+    config = BertConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
     if config.num_hidden_layers == 2:  # the new config was written: the new weights must be there already
         assert _same_weights(load_pretrained(tmp_path), _bert(2, 7))
     else:

@@ -18,7 +18,10 @@ import requests
 
 from .registry import REGISTRY, RemoteFile
 
-__all__ = ["DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir", "sha256_of", "offline_from_env"]
+__all__ = [
+    "DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir", "sha256_of",
+    "offline_from_env",
+]
 
 DATA_DIR_ENV = "LEPTON_DATA_DIR"
 CACHE_DIR_ENV = "LEPTON_CACHE_DIR"
