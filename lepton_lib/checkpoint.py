@@ -207,7 +207,10 @@ def _recover(root: Path) -> None:
                 _read_verified(path)
             except CheckpointError:
                 continue  # not a complete checkpoint: leave it for a person to look at
-            os.replace(path, final)
+            try:
+                os.replace(path, final)
+            except OSError:  # another process (a DDP rank) recovered it first
+                continue
             _fsync_directory(root)
         else:
             shutil.rmtree(path, ignore_errors=True)
