@@ -15,6 +15,10 @@ Three starting points are compared (``build_classifier``):
 
     python -m lepton_lib.finetune --tasks sst2 mr --pretrained ours=runs/tiny/final --scratch runs/tiny/final \\
         --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
+
+The book's grid and the pretraining runs it needs are re-created by ``make reproduce ONLY=finetune_grid``
+(see ``tools/results.toml``). ``--dev-size`` evaluates on a seeded subset of the evaluation set, for
+quick checks only: the book's grid uses all of it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import importlib.util
 import json
 import random
 import statistics
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,15 +159,22 @@ def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = N
     return load_pretrained(directory, BertForSequenceClassification, num_labels=2), tokenizer
 
 
-def load_task(task: str, train_size: int | None = None, seed: int = 0) -> tuple[LabelledSentences, LabelledSentences]:
-    """(train, evaluation) sentences: SST-2 train/dev or MR train/test, the training set subsampled."""
+def load_task(task: str, train_size: int | None = None, seed: int = 0,
+              dev_size: int | None = None) -> tuple[LabelledSentences, LabelledSentences]:
+    """(train, evaluation) sentences: SST-2 train/dev or MR train/test, the training set subsampled.
+
+    ``dev_size``: keep only that many evaluation sentences (a subset drawn with seed 0, the same for every
+    ``seed``); default all.
+    """
     if task == "sst2":
         train, dev = load_sst2("train"), load_sst2("dev")
     elif task == "mr":
         train, dev = load_mr("train"), load_mr("test")
     else:
         raise ValueError(f"task must be 'sst2' or 'mr', got {task!r}")
-    return (train.subset(train_size, seed=seed) if train_size else train), dev
+    # None means "all"; 0 is refused by subset (an empty training set), never read as "all"
+    train = train if train_size is None else train.subset(train_size, seed=seed)
+    return train, (dev if dev_size is None else dev.subset(dev_size))
 
 
 DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small models take larger rates (Turc et al.)
@@ -182,11 +192,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--minilm-epochs", type=int, default=2, help="MiniLM is 25 times larger: fewer epochs")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dev-size", type=int, default=None,
+                   help="evaluate on this many sentences only (quick checks; default: the whole set)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from .pretrain import machine_info
+    from .pretrain import command_line, provenance
 
     inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
     inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
@@ -197,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     for task in args.tasks:
         for name, init, directory in inits:
             for seed in args.seeds:
-                train, dev = load_task(task, args.train_size, seed=seed)
+                train, dev = load_task(task, args.train_size, seed=seed, dev_size=args.dev_size)
                 model, tokenizer = build_classifier(init, seed, directory)
                 epochs = args.minilm_epochs if init == "minilm" else args.epochs
                 result = finetune_classifier(model, tokenizer, train, dev, epochs, args.batch_size, DEFAULT_LR[init],
@@ -218,8 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
             made = json.loads(metrics.read_text())
             pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
                                  "heldout_after": made.get("heldout_after")}
-    output = {"command": " ".join(["python -m lepton_lib.finetune", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": machine_info(), "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
+    output = {**provenance(command_line("python -m lepton_lib.finetune", argv)),
+              "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
               "summary": summary, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(output, indent=1))

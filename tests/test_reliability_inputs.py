@@ -355,3 +355,13 @@ def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments(
                                          r"pass tgt_is_causal=False"):
         layer(x, x, tgt_mask=mask)
     assert torch.allclose(layer(x, x, tgt_mask=mask, tgt_is_causal=False), layer(x, x))
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_load_task_refuses_an_empty_training_set_instead_of_using_all(size):
+    from lepton_lib.finetune import load_task
+
+    with pytest.raises(ValueError, match=r"n must be in \[1, 67349\], got"):
+        load_task("sst2", train_size=size)
+    with pytest.raises(ValueError, match=r"n must be in \[1, 872\], got 0"):
+        load_task("sst2", train_size=10, dev_size=0)
