@@ -98,3 +98,17 @@ nb: $(BIN)/.installed
 
 clean:
 	rm -rf _build
+
+# ------------------------------------------------------------------------------------------------
+# Re-create the stored results (book/*/results/*.json) with the commands listed in tools/results.toml:
+#   make reproduce DRY_RUN=1    every stored result, its command and the runs it needs; runs nothing
+#   make reproduce ONLY=name    one result, after the runs it needs (several: ONLY="a b")
+#   make reproduce              all of them: hours on 2 CPU cores (never run in CI)
+# Each command rewrites its stored file; outcomes are then compared with the previous file within
+# the bounds the registry states, timings are not compared. Checkpoints, logs, the previous files and
+# report.json go to _build/reproduce/. tests/test_reproduce.py runs a tiny version of every command.
+DRY_RUN ?=
+ONLY ?=
+.PHONY: reproduce
+reproduce: $(if $(DRY_RUN),,$(BIN)/.installed)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/reproduce.py $(if $(DRY_RUN),--dry-run) $(if $(ONLY),--only $(ONLY))

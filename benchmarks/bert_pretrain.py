@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -50,7 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lepton_lib.bert import BertConfig, BertForPreTraining, from_hf_state_dict  # noqa: E402
 from lepton_lib.flops import transformer_training_flops  # noqa: E402
-from lepton_lib.pretrain import machine_info  # noqa: E402
+from lepton_lib.pretrain import command_line, provenance  # noqa: E402
 from lepton_lib.pretraining_data import mask_tokens  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -135,6 +134,20 @@ def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5, device: str = "c
     return 2 * n**3 / seconds / 1e9
 
 
+def times_faster(rate: float, reference: float) -> str:
+    """``rate`` against ``reference`` (both higher-is-better) in words: "2.7x faster", "42x slower", "as fast".
+
+    The ratio is always written as a number at least 1 with the direction in words, with one decimal below
+    10 (so 523 vs 191 GFLOP/s reads "2.7x faster", never "0x slower").
+    """
+    if rate <= 0 or reference <= 0:
+        raise ValueError(f"rates must be positive, got {rate!r} and {reference!r}")
+    ratio = rate / reference
+    factor, word = (ratio, "faster") if ratio >= 1 else (1 / ratio, "slower")
+    text = f"{factor:.1f}" if factor < 10 else f"{factor:.0f}"
+    return "as fast" if text == "1.0" else f"{text}x {word}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -187,9 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {name: {"seconds_per_step": s, "tokens_per_s": tokens / s, "gflops": useful_flops / s / 1e9,
                    "share_of_matmul": useful_flops / s / 1e9 / peak, "loss": losses[name],
                    "speedup_vs_hf": seconds["hf"] / s} for name, s in seconds.items()}
+    head = provenance(command_line("python benchmarks/bert_pretrain.py", argv))
+    head["machine"] |= {"load_average_1min": os.getloadavg()[0], "platform": platform.platform()}
     result = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
-        "machine": machine_info() | {"load_average_1min": os.getloadavg()[0], "platform": platform.platform()},
+        **head,
         "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": S,
         "threads": args.threads, "device": args.device, "precision": args.precision,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
@@ -210,11 +224,13 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['share_of_matmul']:9.1%} {r['speedup_vs_hf']:6.2f} {r['loss']:9.5f}")
     if args.device == "cpu":
         print(f"# bf16 on this CPU: a 512x512 matmul runs at {bf16_small:.2f} GFLOP/s vs {fp32_small:.1f} in fp32 "
-              f"({fp32_small / bf16_small:.0f}x slower)")
-    if bf16_step:
-        print(f"# one training step of ours under bf16 autocast: {bf16_step['bf16_autocast_seconds']:.1f} s vs "
-              f"{bf16_step['fp32_seconds']:.2f} s in fp32 ({bf16_step['slowdown']:.0f}x slower)")
+              f"({times_faster(bf16_small, fp32_small)})")
+    if bf16_step:  # steps per second: the inverse of the seconds per step
+        print(f"# one training step of ours under bf16 autocast: {bf16_step['bf16_autocast_seconds']:.2f} s vs "
+              f"{bf16_step['fp32_seconds']:.2f} s in fp32 "
+              f"({times_faster(1 / bf16_step['bf16_autocast_seconds'], 1 / bf16_step['fp32_seconds'])})")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result
 

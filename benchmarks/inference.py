@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lepton_lib.compress import magnitude_prune, quantize_linear_int8  # noqa: E402
 from lepton_lib.inference import greedy_decode  # noqa: E402
-from lepton_lib.pretrain import machine_info  # noqa: E402
+from lepton_lib.pretrain import command_line, provenance  # noqa: E402
 from lepton_lib.tiny_models import TinyTransformer  # noqa: E402
 
 
@@ -40,7 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--new-tokens", type=int, default=128, help="tokens generated per sequence")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
+    p.add_argument("--compile-backend", default="inductor",
+                   help="torch.compile backend (inductor, the default, generates and compiles C++/Triton code; "
+                        "eager only captures the graph, for quick checks)")
     p.add_argument("--no-classifier", action="store_true", help="skip the MiniLM classifier timings")
+    p.add_argument("--classifier-length", type=int, default=48, help="tokens per sentence for the MiniLM timings")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
     return p.parse_args(argv)
 
@@ -108,7 +111,7 @@ def bench_compile(args: argparse.Namespace, device: torch.device) -> dict:
     with torch.no_grad():
         eager = median_seconds(lambda: model(tokens), args.repeats, device)
         try:
-            compiled = torch.compile(model)
+            compiled = torch.compile(model, backend=args.compile_backend)
             start = time.perf_counter()
             compiled(tokens)
             _sync(device)
@@ -128,7 +131,8 @@ def bench_compile(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def bench_classifier(args: argparse.Namespace, device: torch.device) -> dict | None:
-    """MiniLM (6 layers, 384 wide) classifying 32 sentences of 48 tokens: fp32, int8, 50% pruned."""
+    """MiniLM (6 layers, 384 wide) classifying 32 sentences of ``--classifier-length`` (48) tokens: fp32, int8,
+    50% pruned."""
     try:
         from lepton_lib.finetune import build_classifier
         model, _ = build_classifier("minilm", seed=0)
@@ -136,8 +140,9 @@ def bench_classifier(args: argparse.Namespace, device: torch.device) -> dict | N
         print(f"MiniLM timings skipped: {error}")
         return None
     model = model.eval().to(device)
-    inputs = {"input_ids": torch.randint(1000, 20000, (32, 48), generator=torch.Generator().manual_seed(0)).to(device),
-              "attention_mask": torch.ones(32, 48, dtype=torch.long, device=device)}
+    length = args.classifier_length
+    inputs = {"input_ids": torch.randint(1000, 20000, (32, length), generator=torch.Generator().manual_seed(0)).to(device),
+              "attention_mask": torch.ones(32, length, dtype=torch.long, device=device)}
     variants = {"fp32": model}
     if device.type == "cpu":
         variants["int8"] = quantize_linear_int8(model)
@@ -148,7 +153,7 @@ def bench_classifier(args: argparse.Namespace, device: torch.device) -> dict | N
         for name, variant in variants.items():
             seconds = median_seconds(lambda: variant(**inputs), args.repeats, device)
             out[name] = {"ms_per_batch": seconds * 1e3}
-            print(f"MiniLM, batch 32 x 48 tokens, {name:9}: {seconds * 1e3:7.1f} ms")
+            print(f"MiniLM, batch 32 x {length} tokens, {name:9}: {seconds * 1e3:7.1f} ms")
     return out
 
 
@@ -156,11 +161,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    command = "python benchmarks/inference.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    machine = machine_info() | {"load_average": os.getloadavg()}
-    print(f"command: {command}")
-    print(f"machine: {machine}")
-    results = {"command": command, "machine": machine, "settings": vars(args),
+    head = provenance(command_line("python benchmarks/inference.py", argv))
+    head["machine"] |= {"load_average": os.getloadavg()}
+    print(f"command: {head['command']}")
+    print(f"machine: {head['machine']}")
+    results = {**head, "settings": vars(args),
                "decoding": bench_decoding(args, device), "batching": bench_batching(args, device)}
     if not args.no_compile:
         results["compile"] = bench_compile(args, device)

@@ -243,12 +243,11 @@ def main(argv: list[str] | None = None) -> dict:
     """Fine-tune MiniLM on SST-2, compress it (int8, pruning) and distil it into BERT-tiny; write JSON."""
     import argparse
     import json
-    import sys
     from pathlib import Path
 
     from .bert import BertConfig, BertForSequenceClassification, count_parameters
     from .finetune import build_classifier, finetune_classifier, load_task
-    from .pretrain import machine_info
+    from .pretrain import command_line, provenance
 
     p = argparse.ArgumentParser(prog="python -m lepton_lib.compress", description=main.__doc__)
     p.add_argument("--train-size", type=int, default=2000, help="labelled SST-2 sentences")
@@ -257,13 +256,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--student-epochs", type=int, default=5)
     p.add_argument("--max-length", type=int, default=48)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--dev-size", type=int, default=None,
+                   help="evaluate on this many SST-2 dev sentences only (quick checks; default: all 872)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per latency (median, after one warm-up)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--teacher-cache", default=None, help="save the fine-tuned teacher here, or load it if present")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     length = args.max_length
-    transfer, dev = load_task("sst2", args.transfer_size, seed=0)
+    transfer, dev = load_task("sst2", args.transfer_size, seed=0, dev_size=args.dev_size)
     train = transfer.subset(args.train_size, seed=0)  # the labelled part of the transfer set
     dev_labels = torch.tensor(dev.labels)
 
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = []
     for name, model in variants.items():
         with torch.no_grad():
-            latency = _median_ms(lambda: model(**timing_inputs))
+            latency = _median_ms(lambda: model(**timing_inputs), args.repeats)
         is_quantized = name.startswith("int8")
         table.append({"variant": name, "dev_accuracy": accuracy(model), "state_dict_bytes": state_dict_bytes(model),
                       "sparse_bytes": None if is_quantized else sparse_state_dict_bytes(model),
@@ -316,8 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
             students.append({"setup": name.format(n=len(texts)), "seed": seed, "epochs": epochs,
                              "dev_accuracy": accuracy(student)})
             print(f"seed {seed} {students[-1]['setup']:36} accuracy {students[-1]['dev_accuracy']:.4f}", flush=True)
-    output = {"command": " ".join(["python -m lepton_lib.compress", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": machine_info(), "settings": vars(args),
+    output = {**provenance(command_line("python -m lepton_lib.compress", argv)), "settings": vars(args),
               "teacher": {"model": "all-MiniLM-L6-v2", "parameters": count_parameters(teacher)},
               "student": {"config": "BERT-tiny (2 layers, 128 wide, 2 heads)", "parameters": count_parameters(student)},
               "compression": table, "distillation": students}

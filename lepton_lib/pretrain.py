@@ -7,7 +7,10 @@ documents (every 20th document), and writes into ``--out``::
 
     final/config.json, final/model.safetensors, final/vocab.txt   (a Hugging Face BERT directory)
     checkpoints/step-XXXXXXXX/                                    (with --checkpoint-every)
-    metrics.json                                                  (log, held-out metrics, command, machine)
+    metrics.json                                                  (log, held-out metrics, command, date, machine)
+
+``--record PATH`` also writes ``metrics.json`` to ``PATH`` (the book keeps its long runs' records
+under ``book/bert/results/``; ``tools/reproduce.py`` re-creates them so).
 
 Examples::
 
@@ -22,10 +25,12 @@ share of each global batch, and only rank 0 writes files.
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -43,7 +48,7 @@ from .tokenization import WordPieceTokenizer
 
 __all__ = [
     "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents", "prepare_data", "build_model", "run_recipe",
-    "cached_pretraining", "machine_info", "main",
+    "cached_pretraining", "machine_info", "command_line", "provenance", "main",
 ]
 
 
@@ -135,10 +140,32 @@ def machine_info() -> dict:
             "torch": torch.__version__, "python": platform.python_version(), "git_revision": revision}
 
 
+def command_line(program: str, argv: list[str] | None = None) -> str:
+    """The shell command that ran ``program`` with ``argv`` (default: this process's arguments).
+
+    ``program`` is how a reader starts it from the repository root, e.g. ``"python -m lepton_lib.pretrain"``
+    or ``"python benchmarks/inference.py"``; the arguments are shell-quoted, so the string can be pasted.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return " ".join([program, *(shlex.quote(str(a)) for a in arguments)])
+
+
+def provenance(command: str) -> dict:
+    """What every stored result records about itself: the exact command, the date and the machine.
+
+    ``recorded`` is today's date (ISO 8601); a notebook shows a stored timing as "measured on
+    <machine's cpu>, <recorded>".
+    """
+    return {"command": command, "recorded": datetime.date.today().isoformat(), "machine": machine_info()}
+
+
 def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = None, resume: str | None = None,
                progress: bool = True, device: str | None = None, log_every: int = 10,
-               command: str | None = None) -> dict:
-    """Prepare the data, pretrain, evaluate, and write the outputs listed in the module docstring."""
+               command: str | None = None, record: str | Path | None = None) -> dict:
+    """Prepare the data, pretrain, evaluate, and write the outputs listed in the module docstring.
+
+    ``record``: also write the metrics to this file (a stored result of the book).
+    """
     out = Path(out)
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -159,13 +186,16 @@ def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = N
     after = evaluate_pretraining(model, data.heldout, device=device)
     result = {"recipe": asdict(recipe), "parameters": count_parameters(model), "data": data.stats,
               "heldout_before": before, "heldout_after": after, "log": log.as_dict(),
-              "command": command, "machine": machine_info(),
+              **provenance(command),
               "world_size": dist.get_world_size() if dist.is_initialized() else 1}
     if rank == 0:
         final = out / "final"
         save_pretrained(model.cpu(), final)
         data.tokenizer.save_vocab(final / "vocab.txt")
         (out / "metrics.json").write_text(json.dumps(result, indent=1))
+        if record is not None:
+            Path(record).parent.mkdir(parents=True, exist_ok=True)
+            Path(record).write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -205,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--resume", default=None, help="a checkpoint directory, or 'latest'")
     p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for final/, checkpoints/ and metrics.json")
+    p.add_argument("--record", default=None, metavar="PATH", help="also write metrics.json to this file")
     return p
 
 
@@ -223,10 +254,10 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed, precision=args.precision,
     )
     rank = dist.get_rank() if distributed else 0
-    command = " ".join(["python -m lepton_lib.pretrain", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("python -m lepton_lib.pretrain", argv)
     try:
         result = run_recipe(recipe, args.out, args.checkpoint_every, args.resume, device=args.device,
-                            log_every=args.log_every, command=command)
+                            log_every=args.log_every, command=command, record=args.record)
     finally:
         if distributed:
             dist.destroy_process_group()
