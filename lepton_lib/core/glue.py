@@ -48,7 +48,9 @@ def rounded(value: float, digits: int | None = None, *, significant: int | None 
                              f"significant={significant})")
         if not isinstance(significant, int) or isinstance(significant, bool) or significant < 1:
             raise ValueError(f"significant must be an int >= 1, got {significant!r}")
-        return float(f"{number:.{significant}g}")
+        result = float(f"{number:.{significant}g}")
+        # 480 to two figures is the count 480, not 480.0 (which would show a decimal the text hides)
+        return int(result) if abs(result) >= 1 and result.is_integer() else result
     digits = 4 if digits is None else digits
     if not isinstance(digits, int) or isinstance(digits, bool) or digits < 0:
         raise ValueError(f"digits must be an int >= 0, got {digits!r}")
