@@ -159,6 +159,8 @@ def test_rounded():
     assert rounded(0.9104470014572144) == 0.9104
     assert rounded(58.4862, 1) == 58.5
     assert rounded(7.26e-05, significant=2) == 7.3e-05
+    assert rounded(479.6, significant=2) == 480 and isinstance(rounded(479.6, significant=2), int)
+    assert rounded(2.46, significant=2) == 2.5
     assert rounded(2023.0, 0) == 2023 and isinstance(rounded(2023.0, 0), int)
     assert rounded(-0.00001, 2) == 0.0 and str(rounded(-0.00001, 2)) == "0.0"
     import numpy as np
