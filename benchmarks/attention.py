@@ -43,7 +43,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lepton_lib.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
-from lepton_lib.tiled_attention import tiled_attention  # noqa: E402
+from lepton_lib.attention import tiled_attention  # noqa: E402
 
 KERNELS = ["sdpa", "ours-fast", "ours-reference", "ours-tiled"]
 MODULES = ["torch-mha", "ours-mha"]

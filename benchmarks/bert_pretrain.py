@@ -16,7 +16,7 @@ Three variants are timed:
 
 The losses of all three are checked to agree (dropout off for that check). FLOP count (per
 training token, multiply-add = 2 FLOPs, backward = 2 x forward, so training = 3 x forward):
-``6 N`` for the N encoder weights (``lepton_lib.flops.transformer_training_flops``), plus attention
+``6 N`` for the N encoder weights (``lepton_lib.background.flops.transformer_training_flops``), plus attention
 ``3 x 4 L S H`` (scores Q K^T and the weighted sum of V, 2 S H each per layer and token, which the
 6N rule omits), plus the MLM head ``3 x 2 (H^2 + V H)`` per *masked* token (the work the loss needs).
 "Achieved GFLOP/s" divides this useful work by the measured time, for every variant, and is also
@@ -48,9 +48,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lepton_lib.bert import BertConfig, BertForPreTraining, from_hf_state_dict  # noqa: E402
-from lepton_lib.flops import transformer_training_flops  # noqa: E402
-from lepton_lib.pretrain import command_line, provenance  # noqa: E402
-from lepton_lib.pretraining_data import mask_tokens  # noqa: E402
+from lepton_lib.background import transformer_training_flops  # noqa: E402
+from lepton_lib.core import command_line, provenance  # noqa: E402
+from lepton_lib.bert import mask_tokens  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -2,7 +2,7 @@
 
     LEPTON_DATA_DIR=../shared/data python benchmarks/case_studies.py --out book/cases/results/case_studies.json
 
-Runs ``lepton_lib.cases``: credit scoring and diagnosis (5 seeds each, seconds), recommendation
+Runs ``lepton_lib.cases.pipelines``: credit scoring and diagnosis (5 seeds each, seconds), recommendation
 (3 seeds, about a minute each on 2 CPU threads) and sentiment (3 seeds of MiniLM fine-tuning, about
 a minute each; the bag of words on all of SST-2 once). Writes means, standard deviations and every
 seed's value, with the command, the date and the machine. No timing is recorded: the numbers are
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from lepton_lib import cases
-from lepton_lib.pretrain import command_line, provenance
+from lepton_lib.cases import pipelines as cases
+from lepton_lib.core import command_line, provenance
 
 
 def summarise(values: list[float]) -> dict:

@@ -3,8 +3,8 @@
     python benchmarks/fill_mask_probes.py --models nsp=_build/reproduce/pretrain_long_nsp/final \\
         no_nsp=_build/reproduce/pretrain_long_no_nsp/final --out book/bert/results/pretrain_long_probes.json
 
-Each ``NAME=DIR`` is a Hugging Face BERT directory written by ``python -m lepton_lib.pretrain`` (its
-``final/`` folder, with ``vocab.txt``). For every probe sentence and model, ``lepton_lib.pretrain_loop.fill_mask``
+Each ``NAME=DIR`` is a Hugging Face BERT directory written by ``python -m lepton_lib.bert.pretraining_recipe`` (its
+``final/`` folder, with ``vocab.txt``). For every probe sentence and model, ``lepton_lib.bert.pretraining.fill_mask``
 gives the ``--top-k`` most probable tokens and their probabilities (rounded to 4 decimals), as the
 pretraining chapter does for its two-minute model. The JSON also keeps, for each model, the command that
 pretrained it (from the ``metrics.json`` next to ``DIR``), with this command, the date and the machine.
@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lepton_lib.bert import BertForPreTraining, load_pretrained  # noqa: E402
-from lepton_lib.pretrain import command_line, provenance  # noqa: E402
-from lepton_lib.pretrain_loop import fill_mask  # noqa: E402
-from lepton_lib.tokenization import WordPieceTokenizer  # noqa: E402
+from lepton_lib.core import command_line, provenance  # noqa: E402
+from lepton_lib.bert import fill_mask  # noqa: E402
+from lepton_lib.bert import WordPieceTokenizer  # noqa: E402
 
 # The pretraining chapter's probes: a year, a country, a sea and a role, each one word masked.
 PROBES = ["the film was released in [MASK] 2009.", "he was born in the united [MASK].",

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lepton_lib.compress import magnitude_prune, quantize_linear_int8  # noqa: E402
-from lepton_lib.inference import greedy_decode  # noqa: E402
-from lepton_lib.pretrain import command_line, provenance  # noqa: E402
-from lepton_lib.tiny_models import TinyTransformer  # noqa: E402
+from lepton_lib.scale import magnitude_prune, quantize_linear_int8  # noqa: E402
+from lepton_lib.scale import greedy_decode  # noqa: E402
+from lepton_lib.core import command_line, provenance  # noqa: E402
+from lepton_lib.attention import TinyTransformer  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,7 +134,7 @@ def bench_classifier(args: argparse.Namespace, device: torch.device) -> dict | N
     """MiniLM (6 layers, 384 wide) classifying 32 sentences of ``--classifier-length`` (48) tokens: fp32, int8,
     50% pruned."""
     try:
-        from lepton_lib.finetune import build_classifier
+        from lepton_lib.bert import build_classifier
         model, _ = build_classifier("minilm", seed=0)
     except ModuleNotFoundError as error:
         print(f"MiniLM timings skipped: {error}")

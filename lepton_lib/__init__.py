@@ -1,11 +1,18 @@
 """lepton_lib: the small, readable PyTorch library behind The Lepton Book.
 
-Modules, one idea each: ``utils`` (devices, seeds, input checks), ``data`` (verified downloads and
-dataset loaders), ``viz`` (plot style and mermaid diagrams), ``numpy_nn`` (a NumPy MLP with
-backpropagation), ``optim`` (optimizers written by hand), ``metrics`` (classification metrics),
-``train`` (training loops), ``attention`` (scaled dot-product and multi-head attention),
-``tiled_attention`` (flash-style tiling and the KV cache), ``positional`` (position encodings),
-``transformer`` (encoder and decoder layers), ``tiny_models`` (a small Transformer and ViT),
-``flops`` (compute and memory accounting), ``gnn`` and ``graph_utils`` (graph neural networks).
+One subpackage per part of the book, one module per idea:
+
+``core``         devices and seeds, argument checks, files and provenance, plot style, glue
+``data``         verified downloads and every dataset loader
+``foundations``  a NumPy MLP, gradient checks, optimizers, schedules, a training loop, metrics
+``attention``    attention, tiled attention and the KV cache, positions, Transformer blocks, tiny models
+``bert``         WordPiece, pretraining data, the model, pretraining, checkpoints, fine-tuning
+``gnn``          graph operations, message-passing layers and models, sampling, recommendation
+``background``   the arithmetic of training and serving large models
+``cases``        the case studies' pipelines, group fairness rates, calibration
+``scale``        activation memory, fast decoding, compression, privacy, interpretability, DDP
+``interop``      converters to and from torch, Hugging Face and PyG, used by parity tests
+
+Each subpackage's ``__init__`` exports its public names: ``from lepton_lib.bert import BertModel``.
 """
-__version__ = "0.1.0"
+__version__ = "2.0.0"

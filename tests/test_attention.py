@@ -1,4 +1,4 @@
-"""lepton_lib.attention and lepton_lib.tiled_attention against torch: SDPA, nn.MultiheadAttention, tiling, KV cache.
+"""lepton_lib.attention.multi_head and lepton_lib.attention.tiled against torch: SDPA, nn.MultiheadAttention, tiling, KV cache.
 
 Forward outputs and backward gradients (inputs and every parameter) must agree to 1e-5 in float32
 and 1e-10 in float64. Tests marked ``gpu`` repeat the parity on CUDA (skipped without a GPU).
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lepton_lib.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
-from lepton_lib.tiled_attention import KVCache, tiled_attention
+from lepton_lib.attention import KVCache, tiled_attention
 
 from parity import DEVICES, DTYPES, TOL, assert_close  # noqa: E402  (tests/ is on sys.path)
 

@@ -1,4 +1,4 @@
-"""lepton_lib.bert against Hugging Face ``transformers`` (5.x), with real and random weights.
+"""lepton_lib.bert.model against Hugging Face ``transformers`` (5.x), with real and random weights.
 
 * Real weights: all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT; the package ships its pooler too)
   loaded by ``load_pretrained`` gives ``transformers.BertModel``'s ``last_hidden_state`` and
@@ -92,7 +92,7 @@ def test_load_pretrained_reads_every_tensor_of_the_real_checkpoint(minilm_pair):
 @pytest.mark.parametrize("padded", [False, True])
 def test_real_minilm_weights_match_transformers(minilm_pair, padded):
     ours, theirs = minilm_pair
-    from lepton_lib.tokenization import WordPieceTokenizer
+    from lepton_lib.bert import WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer.from_vocab_file(MINILM / "vocab.txt")
     texts = ["A man is eating food.", "The quick brown fox jumps over the lazy dog by the river.", "Hi!"]

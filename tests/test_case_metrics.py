@@ -6,9 +6,9 @@ import pytest
 from sklearn.calibration import calibration_curve as sk_calibration_curve
 from sklearn.metrics import brier_score_loss, recall_score
 
-from lepton_lib.calibration import brier_score, calibration_curve, expected_calibration_error
-from lepton_lib.fairness import group_rates
-from lepton_lib.metrics import cost_optimal_threshold, expected_cost, sensitivity_specificity
+from lepton_lib.cases import brier_score, calibration_curve, expected_calibration_error
+from lepton_lib.cases import group_rates
+from lepton_lib.foundations import cost_optimal_threshold, expected_cost, sensitivity_specificity
 
 SEEDS = range(10)
 

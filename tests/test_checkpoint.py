@@ -1,4 +1,4 @@
-"""lepton_lib.checkpoint and the resumable pretraining loop (lepton_lib.pretrain_loop, lepton_lib.schedule).
+"""lepton_lib.bert.checkpoint and the resumable pretraining loop (lepton_lib.bert.pretraining, lepton_lib.foundations.schedules).
 
 * Exact resume: 3 steps, a checkpoint, a fresh model and optimizer, 3 more steps give bit-for-bit
   the losses and weights of 6 uninterrupted steps (dropout on, so the random state must be restored).
@@ -17,9 +17,9 @@ import os
 import pytest
 import torch
 
-import lepton_lib.checkpoint as checkpoint_module
+import lepton_lib.bert.checkpoint as checkpoint_module
 from lepton_lib.bert import BertConfig, BertForPreTraining
-from lepton_lib.checkpoint import (
+from lepton_lib.bert import (
     CheckpointError,
     atomic_write_bytes,
     latest_checkpoint,
@@ -27,10 +27,10 @@ from lepton_lib.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from lepton_lib.pretrain_loop import PretrainConfig, build_optimizer, pretrain, weight_decay_groups
-from lepton_lib.pretraining_data import PretrainingBatcher, PretrainingExample
-from lepton_lib.schedule import LinearWarmupDecay
-from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+from lepton_lib.bert import PretrainConfig, build_optimizer, pretrain, weight_decay_groups
+from lepton_lib.bert import PretrainingBatcher, PretrainingExample
+from lepton_lib.foundations import LinearWarmupDecay
+from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
 VOCAB = 60
 
@@ -200,7 +200,7 @@ def test_linear_warmup_then_linear_decay():
 
 def test_bf16_autocast_runs_on_request_and_tracks_fp32():
     """precision="bf16" autocasts the forward pass (slow on CPUs without bf16 units: two steps only)."""
-    from lepton_lib.pretrain_loop import autocast_dtype
+    from lepton_lib.bert import autocast_dtype
 
     assert autocast_dtype(torch.device("cpu"), "auto") is None  # never chosen automatically on a CPU
     assert autocast_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
@@ -216,7 +216,7 @@ def test_a_recipe_trains_on_the_gpu_and_saves_cpu_weights(tmp_path):
     # The command-line run on a GPU: the freshly built model must follow its batches to the device
     # before the first held-out evaluation, and the saved weights must load on a CPU-only machine.
     from lepton_lib.bert import load_pretrained
-    from lepton_lib.pretrain import Recipe, run_recipe
+    from lepton_lib.bert import Recipe, run_recipe
 
     recipe = Recipe(corpora=("wikitext2",), vocab_size=1000, seq_len=64, batch_size=8, steps=3, warmup_steps=1)
     result = run_recipe(recipe, tmp_path, progress=False, device="cuda")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lepton_lib.compress import (
+from lepton_lib.scale import (
     distillation_loss,
     magnitude_prune,
     quantize_linear_int8,

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_checkpoint import config, toy_batcher, toy_model  # noqa: E402
 
-from lepton_lib.pretrain_loop import pretrain  # noqa: E402
+from lepton_lib.bert import pretrain  # noqa: E402
 
 STEPS = 3
 
@@ -66,7 +66,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_process_
 
 def test_per_process_means_would_not_match():
     """The two halves of the first global batch hold different numbers of masked tokens."""
-    from lepton_lib.pretraining_data import ExampleStream
+    from lepton_lib.bert import ExampleStream
 
     batcher = toy_batcher()
     items = ExampleStream(len(batcher.examples), 8, seed=0).batch(0)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lepton_lib.data import REGISTRY, ChecksumError, DataUnavailableError, RemoteFile, fetch, sha256_of
+from lepton_lib.core import sha256_of
+from lepton_lib.data import REGISTRY, ChecksumError, DataUnavailableError, RemoteFile, fetch
 
 PAYLOAD = b"node,label\n0,1\n1,0\n"
 GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -1,4 +1,4 @@
-"""lepton_lib.flops against hand-worked examples, PyTorch parameter counts and published numbers.
+"""lepton_lib.background.flops against hand-worked examples, PyTorch parameter counts and published numbers.
 
 Published figures used as references (each checked in the cited paper):
 
@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lepton_lib.flops import (
+from lepton_lib.background import (
     TrainingMemory,
     decode_tokens_per_second,
     dense_transformer_params,

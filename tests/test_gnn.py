@@ -11,7 +11,7 @@ import torch
 from lepton_lib.gnn import (GAT, GCN, SAGE, GATConv, GCNConv, SAGEConv, copy_gat_weights_from_pyg,
                             copy_gcn_weights_from_pyg, copy_sage_weights_from_pyg, dropout_features,
                             sparse_features, train_node_classifier, train_sage_minibatch)
-from lepton_lib.graph_utils import (coalesce, dense_laplacian, degree, gcn_norm, gcn_propagation_matrix,
+from lepton_lib.gnn import (coalesce, dense_laplacian, degree, gcn_norm, gcn_propagation_matrix,
                                     sample_neighbors, sample_subgraph, scatter_softmax, scatter_sum,
                                     to_dense_adjacency, to_undirected)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lepton_lib.compress import quantize_linear_int8
-from lepton_lib.inference import (
+from lepton_lib.scale import quantize_linear_int8
+from lepton_lib.scale import (
     decode_linear_flops,
     forward_with_cache,
     greedy_decode,
     kv_cache_bytes,
     make_kv_caches,
 )
-from lepton_lib.tiny_models import TinyTransformer
+from lepton_lib.attention import TinyTransformer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

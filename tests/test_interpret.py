@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lepton_lib.interpret import bert_token_attributions, integrated_gradients
+from lepton_lib.scale import bert_token_attributions, integrated_gradients
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -71,7 +71,7 @@ def test_bad_arguments_raise() -> None:
 
 def test_bert_token_attributions_are_complete() -> None:
     from lepton_lib.bert import BertConfig, BertForSequenceClassification
-    from lepton_lib.tokenization import WordPieceTokenizer
+    from lepton_lib.bert import WordPieceTokenizer
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "was", "not", "good", "bad", "."]
     tokenizer = WordPieceTokenizer(vocab)

@@ -1,4 +1,4 @@
-"""lepton_lib.metrics against scikit-learn (the reference) on many random inputs, plus errors."""
+"""lepton_lib.foundations.metrics against scikit-learn (the reference) on many random inputs, plus errors."""
 from __future__ import annotations
 
 import warnings
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 from sklearn import metrics as skm
 
-from lepton_lib import metrics as M
+from lepton_lib.foundations import metrics as M
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ZERO_DIVISIONS = [0.0, 1.0, float("nan")]

@@ -1,4 +1,4 @@
-"""lepton_lib.numpy_nn and lepton_lib.gradcheck against PyTorch and finite differences."""
+"""lepton_lib.foundations.numpy_mlp and lepton_lib.foundations.gradcheck against PyTorch and finite differences."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lepton_lib import numpy_nn as nn
-from lepton_lib.gradcheck import (
+from lepton_lib.foundations import numpy_mlp as nn
+from lepton_lib.foundations import (
     check_model_gradients,
     gradient_check,
     numerical_gradient,

@@ -1,4 +1,4 @@
-"""lepton_lib.optim against torch.optim, step for step, and the helpers around it.
+"""lepton_lib.foundations.optimizers against torch.optim, step for step, and the helpers around it.
 
 The parity harness gives both optimizers the very same gradient tensor at
 every step (computed once, on the reference model), so any difference in the
@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lepton_lib import optim as lo
+from lepton_lib.foundations import optimizers as lo
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,4 +1,4 @@
-"""lepton_lib.pretraining_data and lepton_lib.data.text: masking statistics, NSP pairs, packing, loaders.
+"""lepton_lib.bert.pretraining_data and lepton_lib.data.text: masking statistics, NSP pairs, packing, loaders.
 
 The masking test draws about 200,000 token decisions and checks each rate against its binomial
 standard error (5 sigma), so a wrong rate (say 12% instead of 15%) fails and a correct one passes.
@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from lepton_lib.pretraining_data import (
+from lepton_lib.bert import (
     ExampleStream,
     PretrainingBatcher,
     PretrainingExample,
@@ -19,7 +19,7 @@ from lepton_lib.pretraining_data import (
     mask_tokens,
     pack_sequences,
 )
-from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
 PAD, UNK, CLS, SEP, MASK = range(5)  # the order of SPECIAL_TOKENS in a trained vocabulary
 VOCAB = 50

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lepton_lib.privacy import (
+from lepton_lib.scale import (
     average_states,
     clip_per_example,
     dirichlet_label_split,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import ndcg_score
 
-from lepton_lib.recommend import (Interactions, LightGCN, MatrixFactorization, Popularity, ndcg_at_k, recall_at_k,
+from lepton_lib.gnn import (Interactions, LightGCN, MatrixFactorization, Popularity, ndcg_at_k, recall_at_k,
                                   split_interactions, top_k_items, train_bpr)
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.mark.parametrize("steps", [-4, 0, 2.5, True])
 def test_dp_epsilon_refuses_a_step_count_that_is_not_positive(steps) -> None:
     pytest.importorskip("opacus")
-    from lepton_lib.privacy import dp_epsilon
+    from lepton_lib.scale import dp_epsilon
 
     with pytest.raises(ValueError, match=r"steps must be a positive int, got"):
         dp_epsilon(1.0, 0.01, steps, 1e-5)
@@ -30,7 +30,7 @@ def test_dp_epsilon_refuses_a_step_count_that_is_not_positive(steps) -> None:
 @pytest.mark.parametrize("sigma", [math.nan, math.inf, -1.0])
 def test_dp_epsilon_refuses_a_noise_multiplier_that_is_not_finite(sigma: float) -> None:
     pytest.importorskip("opacus")
-    from lepton_lib.privacy import dp_epsilon
+    from lepton_lib.scale import dp_epsilon
 
     with pytest.raises(ValueError, match=r"noise_multiplier must be a finite number >= 0, got"):
         dp_epsilon(sigma, 0.01, 10, 1e-5)
@@ -38,7 +38,7 @@ def test_dp_epsilon_refuses_a_noise_multiplier_that_is_not_finite(sigma: float) 
 
 def test_dp_epsilon_without_noise_is_still_infinite() -> None:
     pytest.importorskip("opacus")
-    from lepton_lib.privacy import dp_epsilon
+    from lepton_lib.scale import dp_epsilon
 
     assert dp_epsilon(0.0, 0.01, 10, 1e-5) == math.inf
 
@@ -63,7 +63,7 @@ BAD_DP_SGD = {
 
 @pytest.mark.parametrize("bad", list(BAD_DP_SGD), ids=list(BAD_DP_SGD))
 def test_dp_sgd_refuses_meaningless_settings_and_leaves_the_model_unchanged(bad: str) -> None:
-    from lepton_lib.privacy import dp_sgd
+    from lepton_lib.scale import dp_sgd
 
     overrides, message = BAD_DP_SGD[bad]
     model, x, y = _dp_problem()
@@ -83,7 +83,7 @@ def _loader(labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def test_evaluate_refuses_labels_that_would_broadcast() -> None:
-    from lepton_lib.train import evaluate
+    from lepton_lib.foundations import evaluate
 
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
@@ -96,7 +96,7 @@ def test_evaluate_refuses_labels_that_would_broadcast() -> None:
 
 
 def test_evaluate_still_accepts_binary_and_multiclass_labels() -> None:
-    from lepton_lib.train import evaluate
+    from lepton_lib.foundations import evaluate
 
     torch.manual_seed(0)
     result = evaluate(nn.Linear(3, 1), _loader(torch.tensor([0.0, 1.0, 1.0, 0.0])), nn.BCEWithLogitsLoss())
@@ -156,7 +156,7 @@ def test_fetch_downloads_when_lepton_offline_is_0(monkeypatch, tmp_path) -> None
 
 
 def test_confusion_matrix_refuses_a_label_that_would_need_a_huge_matrix() -> None:
-    from lepton_lib.metrics import confusion_matrix
+    from lepton_lib.foundations import confusion_matrix
 
     with pytest.raises(ValueError, match=r"y_true contains the label 1000000000"):
         confusion_matrix([0, 10**9], [0, 0])
@@ -169,7 +169,7 @@ def test_confusion_matrix_refuses_a_label_that_would_need_a_huge_matrix() -> Non
 
 
 def test_sample_subgraph_refuses_duplicate_or_out_of_range_seeds() -> None:
-    from lepton_lib.graph_utils import sample_subgraph
+    from lepton_lib.gnn import sample_subgraph
 
     edges = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
     sub = sample_subgraph(edges, torch.tensor([1, 3]), [2], num_nodes=4, generator=torch.Generator().manual_seed(0))
@@ -183,7 +183,7 @@ def test_sample_subgraph_refuses_duplicate_or_out_of_range_seeds() -> None:
 @pytest.mark.parametrize("function", ["coalesce", "to_undirected"])
 @pytest.mark.parametrize("bad", [[[0, 5], [1, 0]], [[0, -1], [1, 0]]], ids=["too large", "negative"])
 def test_coalesce_and_to_undirected_refuse_ids_outside_the_graph(function: str, bad) -> None:
-    import lepton_lib.graph_utils as graph_utils
+    import lepton_lib.gnn.graph_ops as graph_utils
 
     edge_index = torch.tensor(bad)
     before = edge_index.clone()
@@ -194,7 +194,7 @@ def test_coalesce_and_to_undirected_refuse_ids_outside_the_graph(function: str, 
 
 
 def test_sample_neighbors_needs_num_nodes_for_an_empty_edge_index() -> None:
-    from lepton_lib.graph_utils import sample_neighbors
+    from lepton_lib.gnn import sample_neighbors
 
     empty = torch.zeros(2, 0, dtype=torch.long)
     with pytest.raises(ValueError, match=r"num_nodes must be given when edge_index has no edges"):
@@ -204,7 +204,7 @@ def test_sample_neighbors_needs_num_nodes_for_an_empty_edge_index() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_create_nsp_examples_skips_empty_documents_in_every_seed(seed: int) -> None:
-    from lepton_lib.pretraining_data import create_nsp_examples
+    from lepton_lib.bert import create_nsp_examples
 
     documents = [[[5, 6, 7], [8, 9]], [], [[10, 11], [12, 13, 14]], [[15, 16, 17, 18]]]
     examples = create_nsp_examples(documents, max_seq_length=12, seed=seed)
@@ -212,14 +212,14 @@ def test_create_nsp_examples_skips_empty_documents_in_every_seed(seed: int) -> N
 
 
 def test_create_nsp_examples_without_an_unused_document_pair_raises() -> None:
-    from lepton_lib.pretraining_data import create_nsp_examples
+    from lepton_lib.bert import create_nsp_examples
 
     with pytest.raises(ValueError, match=r"at least 2 documents that are not empty .*got 1 non-empty of 3"):
         create_nsp_examples([[[5, 6, 7]], [], []], max_seq_length=12)
 
 
 def test_create_nsp_examples_is_unchanged_without_empty_documents() -> None:
-    from lepton_lib.pretraining_data import create_nsp_examples
+    from lepton_lib.bert import create_nsp_examples
 
     documents = [[[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], [[15, 16, 17, 18]]]
     pairs = [(e.tokens_a, e.tokens_b, e.is_random_next) for e in create_nsp_examples(documents, 12, seed=7)]
@@ -229,7 +229,7 @@ def test_create_nsp_examples_is_unchanged_without_empty_documents() -> None:
 
 @pytest.mark.parametrize("ids, found", [([[4, 9, 30]], 30), ([[4, -2, 7]], -2)])
 def test_mask_tokens_checks_ids_against_the_vocabulary(ids, found: int) -> None:
-    from lepton_lib.pretraining_data import mask_tokens
+    from lepton_lib.bert import mask_tokens
 
     input_ids = torch.tensor(ids)
     before = input_ids.clone()
@@ -290,7 +290,7 @@ def test_load_pretrained_names_a_truncated_weights_file_and_a_corrupt_config(tmp
 
 
 def test_average_states_refuses_states_with_other_keys_or_shapes() -> None:
-    from lepton_lib.privacy import average_states
+    from lepton_lib.scale import average_states
 
     a = {"w": torch.ones(2), "b": torch.zeros(1)}
     with pytest.raises(ValueError, match=r"states\[1\] has other keys than states\[0\]: missing \['b'\]"):
@@ -303,7 +303,7 @@ def test_average_states_refuses_states_with_other_keys_or_shapes() -> None:
 @pytest.mark.parametrize("args", [(8.0, 2), (8, 2.0), ("8", 2)])
 def test_attention_constructors_refuse_non_integer_sizes(args) -> None:
     from lepton_lib.attention import MultiHeadAttention
-    from lepton_lib.transformer import TransformerEncoderLayer
+    from lepton_lib.attention import TransformerEncoderLayer
 
     with pytest.raises(ValueError, match=r"(embed_dim|num_heads) must be a positive int, got"):
         MultiHeadAttention(*args)
@@ -324,7 +324,7 @@ def test_attention_constructors_refuse_non_integer_sizes(args) -> None:
     ("checkpoint_every", 0, r"checkpoint_every must be None or a positive int, got 0"),
 ])
 def test_pretrain_config_refuses_meaningless_hyper_parameters(field: str, value, message: str) -> None:
-    from lepton_lib.pretrain_loop import PretrainConfig
+    from lepton_lib.bert import PretrainConfig
 
     extra = {"checkpoint_dir": "unused"} if field == "checkpoint_every" else {}
     with pytest.raises(ValueError, match=message):
@@ -334,7 +334,7 @@ def test_pretrain_config_refuses_meaningless_hyper_parameters(field: str, value,
 def test_decode_accepts_numpy_integers() -> None:
     import numpy as np
 
-    from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+    from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer(list(SPECIAL_TOKENS) + ["hello", "world"])
     ids = [len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + 1]
@@ -345,7 +345,7 @@ def test_decode_accepts_numpy_integers() -> None:
 
 
 def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments() -> None:
-    from lepton_lib.transformer import TransformerDecoderLayer
+    from lepton_lib.attention import TransformerDecoderLayer
 
     torch.manual_seed(0)
     layer = TransformerDecoderLayer(8, 2, 16).eval()
@@ -359,7 +359,7 @@ def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments(
 
 @pytest.mark.parametrize("size", [0, -1])
 def test_load_task_refuses_an_empty_training_set_instead_of_using_all(size):
-    from lepton_lib.finetune import load_task
+    from lepton_lib.bert import load_task
 
     with pytest.raises(ValueError, match=r"n must be in \[1, 67349\], got"):
         load_task("sst2", train_size=size)

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lepton_lib.attention import MultiHeadAttention, scaled_dot_product_attention
-from lepton_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lepton_lib.graph_utils import check_edge_index, coalesce, sample_subgraph, to_undirected
-from lepton_lib.pretraining_data import mask_tokens
-from lepton_lib.tiled_attention import KVCache
-from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+from lepton_lib.bert import CheckpointError, load_checkpoint, save_checkpoint
+from lepton_lib.gnn import check_edge_index, coalesce, sample_subgraph, to_undirected
+from lepton_lib.bert import mask_tokens
+from lepton_lib.attention import KVCache
+from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,11 +18,11 @@ import pytest
 import torch
 from torch import nn
 
-import lepton_lib.checkpoint as checkpoint_module
+import lepton_lib.bert.checkpoint as checkpoint_module
 from lepton_lib.attention import MultiHeadAttention
 from lepton_lib.bert import BertConfig, BertModel, load_pretrained, save_pretrained
-from lepton_lib.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from lepton_lib.tiled_attention import KVCache
+from lepton_lib.bert import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from lepton_lib.attention import KVCache
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -306,8 +306,8 @@ def test_a_fault_at_each_step_of_save_pretrained_never_pairs_a_new_config_with_o
 
 def _tiny_pretraining():
     from lepton_lib.bert import BertForPreTraining
-    from lepton_lib.pretraining_data import PretrainingBatcher, PretrainingExample
-    from lepton_lib.tokenization import SPECIAL_TOKENS, WordPieceTokenizer
+    from lepton_lib.bert import PretrainingBatcher, PretrainingExample
+    from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
     g = torch.Generator().manual_seed(0)
     examples = [PretrainingExample(tuple(torch.randint(5, 30, (4,), generator=g).tolist()),
@@ -321,7 +321,7 @@ def _tiny_pretraining():
 
 
 def test_resuming_with_another_config_is_refused_unless_allowed(tmp_path) -> None:
-    from lepton_lib.pretrain_loop import PretrainConfig, pretrain
+    from lepton_lib.bert import PretrainConfig, pretrain
 
     batcher, build = _tiny_pretraining()
     settings = dict(steps=4, batch_size=4, lr=1e-3, warmup_steps=1, progress=False, log_every=1,

@@ -1,4 +1,4 @@
-"""lepton_lib.ddp_demo: 2 Gloo processes, 1 process and 1 process with gradient accumulation agree.
+"""lepton_lib.scale.ddp_demo: 2 Gloo processes, 1 process and 1 process with gradient accumulation agree.
 
 The processes are started with ``torch.multiprocessing`` (as ``tests/test_ddp.py`` does for BERT) and
 run the demo's own ``train``; the script's ``torchrun`` entry point is exercised by the book's
@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lepton_lib.ddp_demo import build_model, train
+from lepton_lib.scale import build_model, train
 
 STEPS = 8
 
@@ -71,9 +71,9 @@ def test_batch_must_split_evenly():
         train(steps=1, global_batch=30, accumulation_steps=4)
 
 
-# --- activation memory and checkpointing (lepton_lib.memory) -------------------------------------
+# --- activation memory and checkpointing (lepton_lib.scale.memory) -------------------------------------
 def test_saved_bytes_count_what_autograd_keeps():
-    from lepton_lib.memory import saved_activation_bytes
+    from lepton_lib.scale import saved_activation_bytes
 
     x = torch.randn(10, 20, requires_grad=True)
     # relu saves its output (800 bytes); exp saves its output (800); x * 3 saves nothing of x's size
@@ -86,8 +86,8 @@ def test_saved_bytes_count_what_autograd_keeps():
 
 
 def test_checkpointing_keeps_gradients_and_saves_memory():
-    from lepton_lib.memory import checkpointed_logits, saved_activation_bytes
-    from lepton_lib.tiny_models import TinyTransformer
+    from lepton_lib.scale import checkpointed_logits, saved_activation_bytes
+    from lepton_lib.attention import TinyTransformer
 
     torch.manual_seed(0)
     model = TinyTransformer(50, 32, d_model=32, num_heads=4, num_layers=3)

@@ -1,4 +1,4 @@
-"""lepton_lib.tiny_models: the synthetic tasks, causality, attention maps and the patch embedding.
+"""lepton_lib.attention.tiny_models: the synthetic tasks, causality, attention maps and the patch embedding.
 
 References: ``torch.sort`` / ``torch.flip`` for the tasks, ``nn.Conv2d`` (kernel = stride = patch) for the
 patch embedding, ``F.scaled_dot_product_attention``'s causal rule for the decoder, and the model's own
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lepton_lib.tiny_models import IGNORE_INDEX, PatchEmbedding, TinyTransformer, TinyViT, make_sequence_task
+from lepton_lib.attention import IGNORE_INDEX, PatchEmbedding, TinyTransformer, TinyViT, make_sequence_task
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -1,4 +1,4 @@
-"""lepton_lib.tokenization against the Hugging Face ``tokenizers`` library and a brute-force trainer.
+"""lepton_lib.bert.tokenization against the Hugging Face ``tokenizers`` library and a brute-force trainer.
 
 * Parity: on the real 30,522-entry bert-base-uncased ``vocab.txt`` (shipped with the MiniLM
   weights), our tokenizer gives the same tokens, ids, segment ids and decoded text as
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lepton_lib.tokenization import (
+from lepton_lib.bert import (
     SPECIAL_TOKENS,
     WordPieceTokenizer,
     basic_tokenize,

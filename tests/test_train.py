@@ -1,4 +1,4 @@
-"""lepton_lib.train (fit / evaluate / predict) and lepton_lib.data.digits (the split)."""
+"""lepton_lib.foundations.training (fit / evaluate / predict) and lepton_lib.data.digits (the split)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lepton_lib.data.digits import load_digits_split
-from lepton_lib.train import evaluate, fit, predict, predicted_labels
-from lepton_lib.utils import set_seed
+from lepton_lib.foundations import evaluate, fit, predict, predicted_labels
+from lepton_lib.core import set_seed
 
 
 def blobs(n: int, flip_fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

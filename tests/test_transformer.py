@@ -1,4 +1,4 @@
-"""lepton_lib.transformer and lepton_lib.positional against torch.nn and against the papers' formulas.
+"""lepton_lib.attention.transformer and lepton_lib.attention.positional against torch.nn and against the papers' formulas.
 
 Encoder/decoder layers and stacks must match ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer``
 (post-LN and pre-LN, relu and gelu, eval and train with dropout 0) with the same weights: outputs,
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lepton_lib.attention import causal_mask
-from lepton_lib.transformer import (
+from lepton_lib.attention import (
     LearnedPositionalEmbedding,
     PositionwiseFeedForward,
     TransformerDecoder,
@@ -26,7 +26,7 @@ from lepton_lib.transformer import (
     from_torch,
     sinusoidal_positional_encoding,
 )
-from lepton_lib.viz import module_flowchart
+from lepton_lib.core import module_flowchart
 
 from parity import DEVICES, DTYPES, TOL, assert_close  # noqa: E402  (tests/ is on sys.path)
 

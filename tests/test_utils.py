@@ -1,4 +1,4 @@
-"""lepton_lib.utils and lepton_lib.viz: devices, seeds, argument checks, diagrams."""
+"""lepton_lib.core.runtime and lepton_lib.core.plotting: devices, seeds, argument checks, diagrams."""
 from __future__ import annotations
 
 import random
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lepton_lib.utils import check_tensor, get_device, make_reproducible, set_seed
-from lepton_lib.viz import flowchart, mermaid_markdown, module_flowchart, show_mermaid
+from lepton_lib.core import check_tensor, get_device, make_reproducible, set_seed
+from lepton_lib.core import flowchart, mermaid_markdown, module_flowchart, show_mermaid
 
 
 def test_get_device_prefers_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,7 @@
 Loaders read ``$LEPTON_DATA_DIR`` first (CI points it at a prepared copy),
 then a cache, then the file's canonical URL, checking every file's sha256.
 """
-from .download import ChecksumError, DataError, DataUnavailableError, cache_dir, data_dir, fetch, sha256_of
+from .download import ChecksumError, DataError, DataUnavailableError, cache_dir, data_dir, fetch
 from .digits import DigitsSplit, load_digits_split
 from .movielens import load_movielens_100k
 from .registry import REGISTRY, RemoteFile
@@ -23,5 +23,4 @@ __all__ = [
     "load_digits_split",
     "load_german_credit",
     "load_movielens_100k",
-    "sha256_of",
 ]

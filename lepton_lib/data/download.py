@@ -9,17 +9,18 @@ corrupted download never leaves a file that looks valid.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pooch
 import requests
 
+from lepton_lib.core.files import sha256_of
+
 from .registry import REGISTRY, RemoteFile
 
 __all__ = [
-    "DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir", "sha256_of",
+    "DataError", "ChecksumError", "DataUnavailableError", "fetch", "data_dir", "cache_dir",
     "offline_from_env",
 ]
 
@@ -64,14 +65,6 @@ def cache_dir() -> Path:
     """Where downloads are kept: ``$LEPTON_CACHE_DIR`` or the user's cache folder."""
     value = os.environ.get(CACHE_DIR_ENV)
     return Path(value).expanduser() if value else Path(pooch.os_cache("lepton_book"))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resolve(file: RemoteFile | str) -> RemoteFile:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..graph_utils import coalesce, remove_self_loops, to_undirected
+from lepton_lib.gnn.graph_ops import coalesce, remove_self_loops, to_undirected
 from .download import DataError, DataUnavailableError, fetch
 
 __all__ = ["GraphData", "RestrictedUnpickler", "safe_unpickle", "load_planetoid", "load_karate_club"]

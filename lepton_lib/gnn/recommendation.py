@@ -10,7 +10,7 @@ is no recommendation), and they are judged against the user's held-out items.
 * :class:`MatrixFactorization`: ``score(u, i) = <p_u, q_i>`` with learned vectors.
 * :class:`LightGCN` (He et al. 2020, arXiv:2002.02126): the same vectors, smoothed over the
   user-item graph. With ``A`` the bipartite adjacency and ``Â = D^-1/2 A D^-1/2`` (no self-loops;
-  :func:`lepton_lib.graph_utils.gcn_norm`), ``E_{k+1} = Â E_k`` and the final embedding is the
+  :func:`lepton_lib.gnn.graph_ops.gcn_norm`), ``E_{k+1} = Â E_k`` and the final embedding is the
   mean of ``E_0 .. E_K``. No weight matrices, no non-linearity: the paper's ablation found both
   hurt collaborative filtering.
 
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .graph_utils import gcn_norm
-from .utils import check_tensor
+from lepton_lib.gnn.graph_ops import gcn_norm
+from lepton_lib.core.checks import check_tensor
 
 __all__ = ["Interactions", "split_interactions", "Popularity", "MatrixFactorization", "LightGCN", "train_bpr",
            "top_k_items", "recall_at_k", "ndcg_at_k"]

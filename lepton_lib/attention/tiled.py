@@ -9,7 +9,7 @@ Both are ways of not materialising what plain attention materialises:
   projects only that token instead of recomputing all ``t`` of them.
 
 Shapes, mask conventions and the rule for fully masked rows (zero output, zero gradients) are those
-of ``lepton_lib.attention``, whose input checks are reused here.
+of ``lepton_lib.attention.multi_head``, whose input checks are reused here.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .attention import _check_qkv, causal_mask
+from lepton_lib.attention.multi_head import _check_qkv, causal_mask
 
 __all__ = ["tiled_attention", "KVCache"]
 

@@ -88,7 +88,7 @@ def check_model_gradients(model, loss_fn: Callable[[Array, Array], tuple[float, 
     """Gradient-check every parameter of a model with ``forward``/``backward``/``params``.
 
     ``loss_fn(output, targets)`` returns ``(loss, dloss/doutput)``, like the
-    losses in :mod:`lepton_lib.numpy_nn`. Returns the max relative error per
+    losses in :mod:`lepton_lib.foundations.numpy_mlp`. Returns the max relative error per
     parameter name.
     """
     loss, grad_output = loss_fn(model.forward(inputs), targets)

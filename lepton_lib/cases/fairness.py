@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import ArrayLike, _labels, _same_length, _to_numpy_1d
+from lepton_lib.foundations.metrics import ArrayLike, _labels, _same_length, _to_numpy_1d
 
 __all__ = ["GroupRates", "group_rates"]
 

@@ -2,7 +2,7 @@
 
 Every layer follows the message-passing pattern of Gilmer et al. (2017) and PyTorch Geometric:
 transform node features, build one message per edge (source -> target), and aggregate the
-messages at each target node (see :mod:`lepton_lib.graph_utils`). The layers are checked
+messages at each target node (see :mod:`lepton_lib.gnn.graph_ops`). The layers are checked
 against ``torch_geometric.nn`` in ``tests/test_gnn.py``: with the same weights they give the
 same outputs and gradients.
 
@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph_utils import (add_self_loops, check_edge_index, check_node_features, dropout_features, gcn_norm,
+from lepton_lib.gnn.graph_ops import (add_self_loops, check_edge_index, check_node_features, dropout_features, gcn_norm,
                           remove_self_loops, sample_subgraph, scatter_softmax, scatter_sum, sparse_features)
 
 __all__ = [
     "GCNConv", "GATConv", "SAGEConv", "GCN", "GAT", "SAGE",
-    "sparse_features", "dropout_features", "accuracy", "TrainResult", "train_node_classifier",
+    "accuracy", "TrainResult", "train_node_classifier",
     "PAPER_HYPERPARAMETERS", "run_paper_experiment", "train_sage_minibatch",
     "copy_gcn_weights_from_pyg", "copy_gat_weights_from_pyg", "copy_sage_weights_from_pyg",
 ]
@@ -361,7 +361,7 @@ def train_sage_minibatch(model: nn.Module, data, optimizer: torch.optim.Optimize
     """Mini-batch training with neighbour sampling; returns the mean training loss per epoch.
 
     Each step takes ``batch_size`` training nodes (the seeds), samples ``fanouts[k]`` incoming
-    neighbours per node at hop k+1 (:func:`~lepton_lib.graph_utils.sample_subgraph`), runs the
+    neighbours per node at hop k+1 (:func:`~lepton_lib.gnn.graph_ops.sample_subgraph`), runs the
     model on that small subgraph only and computes the loss on the seeds. Memory per step
     depends on ``batch_size * prod(fanouts)``, not on the size of the graph.
     """

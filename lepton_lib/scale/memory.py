@@ -12,7 +12,7 @@ pass of compute for memory that no longer grows with the depth of each block.
 ``checkpointed_logits`` applies it layer by layer with ``torch.utils.checkpoint``.
 
 The memory of weights, gradients and optimizer states, and how ZeRO / FSDP shard them over GPUs, is
-the arithmetic of ``lepton_lib.flops.training_memory_bytes``.
+the arithmetic of ``lepton_lib.background.flops.training_memory_bytes``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .tiny_models import TinyTransformer
+from lepton_lib.attention.tiny_models import TinyTransformer
 
 __all__ = ["saved_activation_bytes", "checkpointed_logits"]
 

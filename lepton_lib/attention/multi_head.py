@@ -17,7 +17,7 @@ weights are zero and every gradient that flows through it is zero. The textbook 
 guards against them), while ``nn.MultiheadAttention`` still returns NaN rows for a fully padded
 sequence (checked with torch 2.13).
 
-The tiled (flash-style) pass and the KV cache for decoding live in ``lepton_lib.tiled_attention``.
+The tiled (flash-style) pass and the KV cache for decoding live in ``lepton_lib.attention.tiled``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # tiled_attention imports this module's checks: import it for type hints only
-    from .tiled_attention import KVCache
+    from lepton_lib.attention.tiled import KVCache
 
 __all__ = ["causal_mask", "scaled_dot_product_attention", "MultiHeadAttention"]
 

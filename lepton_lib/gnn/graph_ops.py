@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .utils import check_tensor
+from lepton_lib.core.checks import check_tensor
 
 __all__ = [
     "check_edge_index",

@@ -6,7 +6,7 @@ it (a learning-rate schedule, gradient clipping, mixed precision) by copying
 model maps inputs to logits of shape (B, C) for C classes, or (B,) / (B, 1) for a binary
 classifier trained with ``BCEWithLogitsLoss``; ``loss_fn`` returns the batch *mean*.
 
-Nothing here draws random numbers: call :func:`lepton_lib.utils.set_seed` before building the
+Nothing here draws random numbers: call :func:`lepton_lib.core.runtime.set_seed` before building the
 model and the loaders, and two runs give identical histories.
 """
 from __future__ import annotations

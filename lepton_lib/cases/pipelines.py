@@ -23,8 +23,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .calibration import brier_score
-from .metrics import accuracy, cost_optimal_threshold, expected_cost, roc_auc_score, sensitivity_specificity
+from lepton_lib.cases.calibration import brier_score
+from lepton_lib.foundations.metrics import accuracy, cost_optimal_threshold, expected_cost, roc_auc_score, sensitivity_specificity
 
 __all__ = ["tabular_models", "credit_experiment", "sensitivity_threshold", "diagnosis_experiment",
            "recommendation_experiment", "sentiment_experiment"]
@@ -49,7 +49,7 @@ def _out_of_fold(model: Pipeline, X: np.ndarray, y: np.ndarray, seed: int) -> np
 
 def credit_experiment(seed: int, test_size: float = 0.3) -> dict:
     """German credit: per model, test AUC, accuracy, Brier score and mean cost at three thresholds."""
-    from .data.tabular import load_german_credit
+    from lepton_lib.data.tabular import load_german_credit
 
     data = load_german_credit()
     indices = np.arange(len(data.y))
@@ -86,7 +86,7 @@ def sensitivity_threshold(y: np.ndarray, prob: np.ndarray, target: float) -> flo
 def diagnosis_experiment(seed: int, test_size: float = 0.3, target_sensitivity: float = 0.98) -> dict:
     """Breast cancer: per model, test AUC, accuracy, Brier and (sensitivity, specificity) at 0.5 and at a
     threshold chosen on out-of-fold training predictions to reach ``target_sensitivity``."""
-    from .data.tabular import load_breast_cancer
+    from lepton_lib.data.tabular import load_breast_cancer
 
     data = load_breast_cancer()
     indices = np.arange(len(data.y))
@@ -110,8 +110,8 @@ def recommendation_experiment(seed: int, k: int = 20, epochs: int = 20, dim: int
                               batch_size: int = 4096, lr: float = 1e-2,
                               return_models: bool = False) -> dict:
     """MovieLens 100K, every rating as an interaction, 20% of each user's held out: Recall@k and NDCG@k."""
-    from .data.movielens import load_movielens_100k
-    from .recommend import (Interactions, LightGCN, MatrixFactorization, Popularity, ndcg_at_k, recall_at_k,
+    from lepton_lib.data.movielens import load_movielens_100k
+    from lepton_lib.gnn.recommendation import (Interactions, LightGCN, MatrixFactorization, Popularity, ndcg_at_k, recall_at_k,
                             split_interactions, top_k_items, train_bpr)
 
     data = load_movielens_100k()
@@ -141,8 +141,8 @@ def sentiment_experiment(seed: int, train_size: int = 1500, epochs: int = 1, lr:
     ``train_size`` training sentences; with ``full_bag_of_words`` also the bag of words on all 67,349."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from .data.text import load_sst2
-    from .finetune import build_classifier, finetune_classifier, sentence_batches
+    from lepton_lib.data.text import load_sst2
+    from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, sentence_batches
 
     full, dev = load_sst2("train"), load_sst2("dev")
     train = full.subset(train_size, seed=seed)

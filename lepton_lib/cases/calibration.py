@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import ArrayLike, _labels, _same_length, _scores
+from lepton_lib.foundations.metrics import ArrayLike, _labels, _same_length, _scores
 
 __all__ = ["brier_score", "calibration_curve", "expected_calibration_error"]
 

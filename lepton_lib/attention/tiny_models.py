@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .positional import LearnedPositionalEmbedding
-from .transformer import TransformerEncoderLayer
+from lepton_lib.attention.positional import LearnedPositionalEmbedding
+from lepton_lib.attention.transformer import TransformerEncoderLayer
 
 __all__ = ["IGNORE_INDEX", "SEQUENCE_TASKS", "make_sequence_task", "TinyTransformer", "PatchEmbedding", "TinyViT"]
 
@@ -142,7 +142,7 @@ class TinyTransformer(nn.Module):
     def generate(self, prompt: Tensor, num_tokens: int) -> Tensor:
         """Greedy decoding: append the most likely next token ``num_tokens`` times; returns ``(B, num_tokens)``.
 
-        Each step reruns the whole sequence (the KV cache of ``lepton_lib.tiled_attention`` is what
+        Each step reruns the whole sequence (the KV cache of ``lepton_lib.attention.tiled`` is what
         avoids that in a real decoder; these sequences are a few dozen tokens long).
         """
         if not self.causal:

@@ -37,10 +37,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .data.download import sha256_of
+from lepton_lib.core.files import atomic_write_bytes, fsync_directory, sha256_of
 
 __all__ = [
-    "CheckpointError", "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "save_checkpoint",
+    "CheckpointError", "capture_rng_state", "restore_rng_state", "save_checkpoint",
     "load_checkpoint", "list_checkpoints", "latest_checkpoint",
 ]
 
@@ -51,36 +51,6 @@ _LEFTOVER = re.compile(r"^(step-\d{8})\.(old|tmp)-(\d+)?")  # step-N.old-<pid>, 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupted or does not fit the model/optimizer."""
-
-
-def _fsync_directory(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path``, flush it to disk, then rename it over ``path``.
-
-    Readers see either the old file or the new one, never a partial write.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- random generators --------------------------------------------------------------------------------
@@ -211,7 +181,7 @@ def _recover(root: Path) -> None:
                 os.replace(path, final)
             except OSError:  # another process (a DDP rank) recovered it first
                 continue
-            _fsync_directory(root)
+            fsync_directory(root)
         else:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -257,14 +227,14 @@ def save_checkpoint(
                 os.fsync(f.fileno())
             meta["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": sha256_of(tmp / name)}
         atomic_write_bytes(tmp / "state.json", json.dumps(meta, indent=1).encode())
-        _fsync_directory(tmp)
+        fsync_directory(tmp)
         if final.exists():  # re-saving a step (after resuming from an earlier one): swap, then drop the old
             os.replace(final, old)  # a crash right after this leaves only step-N.old-<pid>: see _recover
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_directory(root)
+        fsync_directory(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not final.exists():  # failed between the renames: put the old checkpoint back

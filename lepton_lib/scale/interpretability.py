@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .tokenization import WordPieceTokenizer
-from .utils import check_tensor
+from lepton_lib.bert.tokenization import WordPieceTokenizer
+from lepton_lib.core.checks import check_tensor
 
 __all__ = ["integrated_gradients", "TokenAttribution", "bert_token_attributions"]
 

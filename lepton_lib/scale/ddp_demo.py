@@ -2,9 +2,9 @@
 
 Run it with one process, or with several through ``torchrun``::
 
-    python -m lepton_lib.ddp_demo --out runs/ddp_1.json
-    torchrun --standalone --nproc_per_node 2 -m lepton_lib.ddp_demo --out runs/ddp_2.json
-    python -m lepton_lib.ddp_demo --accumulation-steps 2 --out runs/ddp_accum.json
+    python -m lepton_lib.scale.ddp_demo --out runs/ddp_1.json
+    torchrun --standalone --nproc_per_node 2 -m lepton_lib.scale.ddp_demo --out runs/ddp_2.json
+    python -m lepton_lib.scale.ddp_demo --accumulation-steps 2 --out runs/ddp_accum.json
 
 Every run walks through the same sequence of *global* batches of ``--global-batch`` examples. With
 ``W`` processes each takes its own contiguous ``1/W`` of every global batch, computes the mean loss
@@ -31,9 +31,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .data.digits import load_digits_split
+from lepton_lib.data.digits import load_digits_split
 
-__all__ = ["build_model", "train", "main"]
+__all__ = ["build_model", "train"]
 
 
 def build_model(seed: int = 0) -> nn.Module:
@@ -86,7 +86,7 @@ def train(steps: int = 20, global_batch: int = 64, accumulation_steps: int = 1, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.ddp_demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lepton_lib.scale.ddp_demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--global-batch", type=int, default=64)
     p.add_argument("--accumulation-steps", type=int, default=1)

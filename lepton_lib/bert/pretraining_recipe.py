@@ -1,4 +1,4 @@
-"""Pretrain a BERT from the command line: ``python -m lepton_lib.pretrain --preset mini ...``.
+"""Pretrain a BERT from the command line: ``python -m lepton_lib.bert.pretraining_recipe --preset mini ...``.
 
 A :class:`Recipe` fixes everything a run depends on (corpus, vocabulary, model size, batch,
 schedule, seed). :func:`run_recipe` trains a WordPiece vocabulary on the training documents, builds
@@ -14,10 +14,10 @@ under ``book/bert/results/``; ``tools/reproduce.py`` re-creates them so).
 
 Examples::
 
-    python -m lepton_lib.pretrain --preset tiny --steps 200 --out runs/tiny
-    python -m lepton_lib.pretrain --preset mini --steps 20000 --batch-size 256 --grad-accum 4 \\
+    python -m lepton_lib.bert.pretraining_recipe --preset tiny --steps 200 --out runs/tiny
+    python -m lepton_lib.bert.pretraining_recipe --preset mini --steps 20000 --batch-size 256 --grad-accum 4 \\
         --checkpoint-every 1000 --resume latest --out runs/mini          # on a GPU: bf16 autocast
-    torchrun --nproc_per_node 2 -m lepton_lib.pretrain --preset tiny --steps 200 --out runs/ddp
+    torchrun --nproc_per_node 2 -m lepton_lib.bert.pretraining_recipe --preset tiny --steps 200 --out runs/ddp
 
 Under ``torchrun`` every process joins a process group (NCCL on GPUs, Gloo on CPUs), takes its
 share of each global batch, and only rank 0 writes files.
@@ -25,30 +25,26 @@ share of each global batch, and only rank 0 writes files.
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
-import shlex
-import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .bert import BertConfig, BertForPreTraining, count_parameters, save_pretrained
-from .data.download import cache_dir
-from .data.text import CORPORA, load_corpus
-from .pretrain_loop import PretrainConfig, evaluate_pretraining, pretrain
-from .pretraining_data import PretrainingBatcher, create_nsp_examples, pack_sequences, tokenize_documents
-from .tokenization import WordPieceTokenizer
+from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters, save_pretrained
+from lepton_lib.data.download import cache_dir
+from lepton_lib.data.text import CORPORA, load_corpus
+from lepton_lib.bert.pretraining import PretrainConfig, evaluate_pretraining, pretrain
+from lepton_lib.bert.pretraining_data import PretrainingBatcher, create_nsp_examples, pack_sequences, tokenize_documents
+from lepton_lib.bert.tokenization import WordPieceTokenizer
+from lepton_lib.core.provenance import command_line, provenance
 
 __all__ = [
     "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents", "prepare_data", "build_model", "run_recipe",
-    "cached_pretraining", "machine_info", "command_line", "provenance", "main",
+    "cached_pretraining",
 ]
 
 
@@ -122,43 +118,6 @@ def build_model(recipe: Recipe, vocab_size: int) -> BertForPreTraining:
     return BertForPreTraining(config, use_nsp=recipe.nsp)
 
 
-def machine_info() -> dict:
-    """Where a result was measured: CPU, threads, torch, Python and the git revision."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        revision = "unknown"
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(), "git_revision": revision}
-
-
-def command_line(program: str, argv: list[str] | None = None) -> str:
-    """The shell command that ran ``program`` with ``argv`` (default: this process's arguments).
-
-    ``program`` is how a reader starts it from the repository root, e.g. ``"python -m lepton_lib.pretrain"``
-    or ``"python benchmarks/inference.py"``; the arguments are shell-quoted, so the string can be pasted.
-    """
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    return " ".join([program, *(shlex.quote(str(a)) for a in arguments)])
-
-
-def provenance(command: str) -> dict:
-    """What every stored result records about itself: the exact command, the date and the machine.
-
-    ``recorded`` is today's date (ISO 8601); a notebook shows a stored timing as "measured on
-    <machine's cpu>, <recorded>".
-    """
-    return {"command": command, "recorded": datetime.date.today().isoformat(), "machine": machine_info()}
-
-
 def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = None, resume: str | None = None,
                progress: bool = True, device: str | None = None, log_every: int = 10,
                command: str | None = None, record: str | Path | None = None) -> dict:
@@ -214,7 +173,7 @@ def cached_pretraining(recipe: Recipe, root: str | Path | None = None, progress:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.pretrain", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lepton_lib.bert.pretraining_recipe", description=__doc__.split("\n\n")[0])
     d = Recipe()
     p.add_argument("--preset", default=d.preset, choices=["tiny", "mini", "small", "base"])
     p.add_argument("--corpus", nargs="+", default=list(d.corpora), choices=CORPORA)
@@ -254,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed, precision=args.precision,
     )
     rank = dist.get_rank() if distributed else 0
-    command = command_line("python -m lepton_lib.pretrain", argv)
+    command = command_line("python -m lepton_lib.bert.pretraining_recipe", argv)
     try:
         result = run_recipe(recipe, args.out, args.checkpoint_every, args.resume, device=args.device,
                             log_every=args.log_every, command=command, record=args.record)

@@ -4,7 +4,7 @@ A decoder-only model generates one token per step. Without a cache, step ``t`` r
 sequence of ``P + t`` tokens (``P`` = prompt length) through every layer, although the keys and values
 of the first ``P + t - 1`` tokens are exactly what the previous step computed: causal attention means
 an earlier position never looks at a later one, so its hidden states never change. A **KV cache**
-keeps each layer's keys and values (``lepton_lib.tiled_attention.KVCache``); the prompt is run once
+keeps each layer's keys and values (``lepton_lib.attention.tiled.KVCache``); the prompt is run once
 ("prefill") and every later step feeds only the newest token ("decode"). The work of a step then
 grows with the sequence only in attention's ``q K^T`` and ``p V`` products, not in the linear layers.
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .tiled_attention import KVCache
-from .tiny_models import TinyTransformer
+from lepton_lib.attention.tiled import KVCache
+from lepton_lib.attention.tiny_models import TinyTransformer
 
 __all__ = ["make_kv_caches", "forward_with_cache", "greedy_decode", "kv_cache_bytes", "decode_linear_flops"]
 
@@ -85,7 +85,7 @@ def greedy_decode(model: nn.Module, prompt: Tensor, num_tokens: int, use_cache: 
 
     ``use_cache=False`` reruns the whole sequence at every step (``P + t`` tokens at step ``t``);
     ``use_cache=True`` runs the prompt once and then one token per step. Works on a quantized copy of
-    the model too (``lepton_lib.compress.quantize_linear_int8`` keeps the module structure).
+    the model too (``lepton_lib.scale.compression.quantize_linear_int8`` keeps the module structure).
     """
     model = _check_model(model)
     if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 1:

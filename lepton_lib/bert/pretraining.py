@@ -11,7 +11,7 @@ Averaging per-micro-batch means instead would weigh a masked token in a short mi
 than one in a long micro-batch, and the result would depend on how the batch was split.
 
 Everything random is reproducible: the data order and the masks are functions of the step
-(``lepton_lib.pretraining_data``), dropout draws from torch's generator, whose state is saved in
+(``lepton_lib.bert.pretraining_data``), dropout draws from torch's generator, whose state is saved in
 each checkpoint. Resuming from a checkpoint continues with exactly the losses an uninterrupted run
 would have produced.
 """
@@ -29,10 +29,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .bert import BertForPreTraining
-from .checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
-from .pretraining_data import ExampleStream, PretrainingBatcher
-from .schedule import linear_warmup_decay_scheduler
+from lepton_lib.bert.model import BertForPreTraining
+from lepton_lib.bert.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
+from lepton_lib.bert.pretraining_data import ExampleStream, PretrainingBatcher
+from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
 
 __all__ = [
     "PretrainConfig", "TrainLog", "weight_decay_groups", "build_optimizer", "autocast_dtype", "pretrain",

@@ -224,7 +224,7 @@ def train_student(student: nn.Module, tokenizer, texts: list[str], labels: list[
 
 
 # --------------------------------------------------------------------------- #
-# The book's experiment: python -m lepton_lib.compress --out ...               #
+# The book's experiment: python -m lepton_lib.scale.compression --out ...               #
 # --------------------------------------------------------------------------- #
 def _median_ms(fn, repeats: int = 3) -> float:
     import statistics
@@ -245,11 +245,11 @@ def main(argv: list[str] | None = None) -> dict:
     import json
     from pathlib import Path
 
-    from .bert import BertConfig, BertForSequenceClassification, count_parameters
-    from .finetune import build_classifier, finetune_classifier, load_task
-    from .pretrain import command_line, provenance
+    from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, count_parameters
+    from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, load_task
+    from lepton_lib.core.provenance import command_line, provenance
 
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.compress", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m lepton_lib.scale.compression", description=main.__doc__)
     p.add_argument("--train-size", type=int, default=2000, help="labelled SST-2 sentences")
     p.add_argument("--transfer-size", type=int, default=8000, help="sentences the teacher labels for distillation")
     p.add_argument("--teacher-epochs", type=int, default=2)
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
             students.append({"setup": name.format(n=len(texts)), "seed": seed, "epochs": epochs,
                              "dev_accuracy": accuracy(student)})
             print(f"seed {seed} {students[-1]['setup']:36} accuracy {students[-1]['dev_accuracy']:.4f}", flush=True)
-    output = {**provenance(command_line("python -m lepton_lib.compress", argv)), "settings": vars(args),
+    output = {**provenance(command_line("python -m lepton_lib.scale.compression", argv)), "settings": vars(args),
               "teacher": {"model": "all-MiniLM-L6-v2", "parameters": count_parameters(teacher)},
               "student": {"config": "BERT-tiny (2 layers, 128 wide, 2 heads)", "parameters": count_parameters(student)},
               "compression": table, "distillation": students}

@@ -7,11 +7,11 @@ Two placements of the norm are in use:
 * pre-LN (GPT-2 and most large models, ``norm_first=True``): ``H = X + MHA(LN(X))``,
   ``Y = H + FFN(LN(H))``, which keeps an un-normalised residual path and trains more stably when deep.
 
-Masks follow ``lepton_lib.attention``: boolean attention masks are True where attending is ALLOWED
+Masks follow ``lepton_lib.attention.multi_head``: boolean attention masks are True where attending is ALLOWED
 (the opposite of ``nn.Transformer*``'s boolean masks), float masks are added to the scores, and
 ``*_key_padding_mask`` is True at padding positions. ``copy_weights_from_torch`` / ``from_torch``
 move weights from the ``torch.nn`` versions for parity tests. Positional encodings live in
-``lepton_lib.positional`` and are re-exported here.
+``lepton_lib.attention.positional`` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import MultiHeadAttention
-from .positional import LearnedPositionalEmbedding, apply_rotary_embedding, sinusoidal_positional_encoding
+from lepton_lib.attention.multi_head import MultiHeadAttention
 
 __all__ = [
-    "sinusoidal_positional_encoding",
-    "LearnedPositionalEmbedding",
-    "apply_rotary_embedding",
     "PositionwiseFeedForward",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",

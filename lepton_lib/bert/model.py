@@ -1,7 +1,7 @@
 """BERT (Devlin et al. 2019, arXiv:1810.04805): a Transformer encoder pretrained on unlabelled text.
 
 ``BertModel`` = embeddings (token + segment + position, then LayerNorm and dropout) -> a stack of
-post-LN encoder layers from ``lepton_lib.transformer`` (GELU, exact erf form) -> a pooler
+post-LN encoder layers from ``lepton_lib.attention.transformer`` (GELU, exact erf form) -> a pooler
 (``tanh(W h_[CLS] + b)``). On top of it:
 
 * ``BertForPreTraining``: the masked-language-model head (dense, GELU, LayerNorm, then a projection
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .transformer import TransformerEncoder, TransformerEncoderLayer
+from lepton_lib.attention.transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "BertConfig", "BertOutput", "PreTrainingOutput", "BertEmbeddings", "BertModel", "BertForPreTraining",
@@ -391,7 +391,7 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
 
     from safetensors.torch import save_file
 
-    from .checkpoint import atomic_write_bytes
+    from lepton_lib.core.files import atomic_write_bytes
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

