@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import lepton_lib.bert.checkpoint as checkpoint_module
+from lepton_lib.core import atomic_write_bytes
 from lepton_lib.bert import BertConfig, BertForPreTraining
 from lepton_lib.bert import (
     CheckpointError,
-    atomic_write_bytes,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,

@@ -1,128 +1,22 @@
 """BERT pretraining (book/bert): WordPiece, pretraining data, the model, the pretraining loop and its
 checkpoints, fine-tuning, and the recorded runs' command lines.
 """
-from lepton_lib.bert.checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    restore_rng_state,
-    save_checkpoint,
-    load_checkpoint,
-    list_checkpoints,
-    latest_checkpoint,
-)
-from lepton_lib.bert.fine_tuning import (
-    minilm_directory,
-    sentence_batches,
-    evaluate_classifier,
-    FinetuneResult,
-    finetune_classifier,
-    build_classifier,
-    load_task,
-)
-from lepton_lib.bert.model import (
-    BertConfig,
-    BertOutput,
-    PreTrainingOutput,
-    BertEmbeddings,
-    BertModel,
-    BertForPreTraining,
-    BertForSequenceClassification,
-    count_parameters,
-    to_hf_state_dict,
-    from_hf_state_dict,
-    load_pretrained,
-    save_pretrained,
-)
-from lepton_lib.bert.pretraining import (
-    PretrainConfig,
-    TrainLog,
-    weight_decay_groups,
-    build_optimizer,
-    autocast_dtype,
-    pretrain,
-    evaluate_pretraining,
-    fill_mask,
-)
-from lepton_lib.bert.pretraining_data import (
-    PretrainingExample,
-    tokenize_documents,
-    create_nsp_examples,
-    pack_sequences,
-    mask_tokens,
-    ExampleStream,
-    PretrainingBatcher,
-)
-from lepton_lib.bert.pretraining_recipe import (
-    Recipe,
-    BOOK_RECIPE,
-    BOOK_RECIPE_NO_NSP,
-    split_documents,
-    prepare_data,
-    build_model,
-    run_recipe,
-    cached_pretraining,
-)
-from lepton_lib.bert.tokenization import (
-    SPECIAL_TOKENS,
-    Encoding,
-    basic_tokenize,
-    train_wordpiece_vocab,
-    WordPieceTokenizer,
-)
+from lepton_lib.bert import checkpoint, fine_tuning, model, pretraining, pretraining_data, pretraining_recipe, tokenization
 
-__all__ = [
-    "CheckpointError",
-    "capture_rng_state",
-    "restore_rng_state",
-    "save_checkpoint",
-    "load_checkpoint",
-    "list_checkpoints",
-    "latest_checkpoint",
-    "minilm_directory",
-    "sentence_batches",
-    "evaluate_classifier",
-    "FinetuneResult",
-    "finetune_classifier",
-    "build_classifier",
-    "load_task",
-    "BertConfig",
-    "BertOutput",
-    "PreTrainingOutput",
-    "BertEmbeddings",
-    "BertModel",
-    "BertForPreTraining",
-    "BertForSequenceClassification",
-    "count_parameters",
-    "to_hf_state_dict",
-    "from_hf_state_dict",
-    "load_pretrained",
-    "save_pretrained",
-    "PretrainConfig",
-    "TrainLog",
-    "weight_decay_groups",
-    "build_optimizer",
-    "autocast_dtype",
-    "pretrain",
-    "evaluate_pretraining",
-    "fill_mask",
-    "PretrainingExample",
-    "tokenize_documents",
-    "create_nsp_examples",
-    "pack_sequences",
-    "mask_tokens",
-    "ExampleStream",
-    "PretrainingBatcher",
-    "Recipe",
-    "BOOK_RECIPE",
-    "BOOK_RECIPE_NO_NSP",
-    "split_documents",
-    "prepare_data",
-    "build_model",
-    "run_recipe",
-    "cached_pretraining",
-    "SPECIAL_TOKENS",
-    "Encoding",
-    "basic_tokenize",
-    "train_wordpiece_vocab",
-    "WordPieceTokenizer",
+__all__ = [  # every public name of the modules above
+    *checkpoint.__all__,
+    *fine_tuning.__all__,
+    *model.__all__,
+    *pretraining.__all__,
+    *pretraining_data.__all__,
+    *pretraining_recipe.__all__,
+    *tokenization.__all__,
 ]
+
+from lepton_lib.bert.checkpoint import *  # noqa: E402, F403
+from lepton_lib.bert.fine_tuning import *  # noqa: E402, F403
+from lepton_lib.bert.model import *  # noqa: E402, F403
+from lepton_lib.bert.pretraining import *  # noqa: E402, F403
+from lepton_lib.bert.pretraining_data import *  # noqa: E402, F403
+from lepton_lib.bert.pretraining_recipe import *  # noqa: E402, F403
+from lepton_lib.bert.tokenization import *  # noqa: E402, F403

@@ -42,7 +42,7 @@ from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
 from lepton_lib.bert.tokenization import WordPieceTokenizer
 
 __all__ = ["minilm_directory", "sentence_batches", "evaluate_classifier", "FinetuneResult", "finetune_classifier",
-           "build_classifier", "load_task"]
+           "build_classifier", "load_task", "DEFAULT_LR"]
 
 Batch = tuple[dict[str, Tensor], Tensor]
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from lepton_lib.core.provenance import command_line, provenance
+    from lepton_lib.core.records import command_line, provenance
 
     inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
     inits += [("scratch", "scratch", args.scratch)] if args.scratch else []

@@ -40,7 +40,7 @@ from lepton_lib.data.text import CORPORA, load_corpus
 from lepton_lib.bert.pretraining import PretrainConfig, evaluate_pretraining, pretrain
 from lepton_lib.bert.pretraining_data import PretrainingBatcher, create_nsp_examples, pack_sequences, tokenize_documents
 from lepton_lib.bert.tokenization import WordPieceTokenizer
-from lepton_lib.core.provenance import command_line, provenance
+from lepton_lib.core.records import command_line, provenance
 
 __all__ = [
     "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents", "prepare_data", "build_model", "run_recipe",

@@ -1,26 +1,9 @@
 """Case studies (book/cases): the pipelines behind each case, group fairness rates and calibration.
 """
-from lepton_lib.cases.calibration import brier_score, calibration_curve, expected_calibration_error
-from lepton_lib.cases.fairness import GroupRates, group_rates
-from lepton_lib.cases.pipelines import (
-    tabular_models,
-    credit_experiment,
-    sensitivity_threshold,
-    diagnosis_experiment,
-    recommendation_experiment,
-    sentiment_experiment,
-)
+from lepton_lib.cases import calibration, fairness, pipelines
 
-__all__ = [
-    "brier_score",
-    "calibration_curve",
-    "expected_calibration_error",
-    "GroupRates",
-    "group_rates",
-    "tabular_models",
-    "credit_experiment",
-    "sensitivity_threshold",
-    "diagnosis_experiment",
-    "recommendation_experiment",
-    "sentiment_experiment",
-]
+__all__ = [*calibration.__all__, *fairness.__all__, *pipelines.__all__]
+
+from lepton_lib.cases.calibration import *  # noqa: E402, F403
+from lepton_lib.cases.fairness import *  # noqa: E402, F403
+from lepton_lib.cases.pipelines import *  # noqa: E402, F403

@@ -1,56 +1,20 @@
 """What every chapter uses: devices and seeds, argument checks, the plot style and diagrams, and the glue
 between computed numbers and the book's prose.
 """
-from lepton_lib.core.glue import TOLERANCE_KEY, glue_number, glue_value, rounded
-from lepton_lib.core.checks import (
-    check_tensor,
-    check_positive_int,
-    check_non_negative_int,
-    check_int_in_range,
-    check_positive_number,
-    check_non_negative_number,
-    check_fraction,
-)
-from lepton_lib.core.files import atomic_write_bytes, fsync_directory, sha256_of
-from lepton_lib.core.plotting import (
-    PALETTE,
-    use_book_style,
-    flowchart,
-    module_flowchart,
-    mermaid_markdown,
-    show_mermaid,
-    plot_series,
-)
-from lepton_lib.core.provenance import machine_info, command_line, provenance
-from lepton_lib.core.runtime import get_device, set_seed, make_reproducible, distributed_rank_and_world
+from lepton_lib.core import checks, files, glue, plotting, records, runtime
 
-__all__ = [
-    "TOLERANCE_KEY",
-    "glue_number",
-    "glue_value",
-    "rounded",
-    "check_tensor",
-    "check_positive_int",
-    "check_non_negative_int",
-    "check_int_in_range",
-    "check_positive_number",
-    "check_non_negative_number",
-    "check_fraction",
-    "atomic_write_bytes",
-    "fsync_directory",
-    "sha256_of",
-    "PALETTE",
-    "use_book_style",
-    "flowchart",
-    "module_flowchart",
-    "mermaid_markdown",
-    "show_mermaid",
-    "plot_series",
-    "machine_info",
-    "command_line",
-    "provenance",
-    "get_device",
-    "set_seed",
-    "make_reproducible",
-    "distributed_rank_and_world",
+__all__ = [  # every public name of the modules above
+    *checks.__all__,
+    *files.__all__,
+    *glue.__all__,
+    *plotting.__all__,
+    *records.__all__,
+    *runtime.__all__,
 ]
+
+from lepton_lib.core.checks import *  # noqa: E402, F403
+from lepton_lib.core.files import *  # noqa: E402, F403
+from lepton_lib.core.glue import *  # noqa: E402, F403
+from lepton_lib.core.plotting import *  # noqa: E402, F403
+from lepton_lib.core.records import *  # noqa: E402, F403
+from lepton_lib.core.runtime import *  # noqa: E402, F403

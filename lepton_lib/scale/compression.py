@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, count_parameters
     from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, load_task
-    from lepton_lib.core.provenance import command_line, provenance
+    from lepton_lib.core.records import command_line, provenance
 
     p = argparse.ArgumentParser(prog="python -m lepton_lib.scale.compression", description=main.__doc__)
     p.add_argument("--train-size", type=int, default=2000, help="labelled SST-2 sentences")
