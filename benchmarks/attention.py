@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from lepton_lib.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
+from lepton_lib.attention import scaled_dot_product_attention  # noqa: E402
 from lepton_lib.attention import tiled_attention  # noqa: E402
+from lepton_lib.interop import mha_from_torch  # noqa: E402
 
 KERNELS = ["sdpa", "ours-fast", "ours-reference", "ours-tiled"]
 MODULES = ["torch-mha", "ours-mha"]
@@ -91,7 +92,7 @@ def make_case(impl: str, length: int, mode: str, args: argparse.Namespace):
     else:
         torch.manual_seed(0)
         theirs = nn.MultiheadAttention(H * d, H, batch_first=True).to(device, dtype).eval()
-        module = theirs if impl == "torch-mha" else MultiHeadAttention.from_torch(theirs).eval()
+        module = theirs if impl == "torch-mha" else mha_from_torch(theirs).eval()
         x = torch.randn(B, length, H * d, generator=generator).to(device, dtype).requires_grad_(grad)
         inputs = [x]
         fn = lambda x: module(x, x, x, need_weights=False)[0]  # noqa: E731

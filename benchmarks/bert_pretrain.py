@@ -47,7 +47,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from lepton_lib.bert import BertConfig, BertForPreTraining, from_hf_state_dict  # noqa: E402
+from lepton_lib.bert import BertConfig, BertForPreTraining  # noqa: E402
+from lepton_lib.interop.huggingface import from_hf_state_dict  # noqa: E402
 from lepton_lib.background import transformer_training_flops  # noqa: E402
 from lepton_lib.core import command_line, provenance  # noqa: E402
 from lepton_lib.bert import mask_tokens  # noqa: E402

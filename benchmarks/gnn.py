@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lepton_lib.data.graphs import load_planetoid
-from lepton_lib.gnn import GAT, GCN, copy_gat_weights_from_pyg, copy_gcn_weights_from_pyg, dropout_features, sparse_features
+from lepton_lib.data import load_planetoid
+from lepton_lib.gnn import GAT, GCN, dropout_features, sparse_features
+from lepton_lib.interop.pyg import copy_gat_weights_from_pyg, copy_gcn_weights_from_pyg
 
 try:
     import torch_geometric

@@ -1,4 +1,4 @@
-"""lepton_lib.attention.multi_head and lepton_lib.attention.tiled against torch: SDPA, nn.MultiheadAttention, tiling, KV cache.
+"""lepton_lib.attention (scaled_dot_product, multi_head, tiled, kv_cache) against torch: SDPA, nn.MultiheadAttention, tiling, KV cache.
 
 Forward outputs and backward gradients (inputs and every parameter) must agree to 1e-5 in float32
 and 1e-10 in float64. Tests marked ``gpu`` repeat the parity on CUDA (skipped without a GPU).
@@ -16,8 +16,9 @@ from torch import nn
 
 from lepton_lib.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 from lepton_lib.attention import KVCache, tiled_attention
+from lepton_lib.interop import copy_mha_weights_from_torch, copy_mha_weights_to_torch, mha_from_torch
 
-from parity import DEVICES, DTYPES, TOL, assert_close  # noqa: E402  (tests/ is on sys.path)
+from parity import DEVICES, DTYPES, assert_close  # noqa: E402  (tests/ is on sys.path)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -309,7 +310,7 @@ def test_multihead_attention_matches_torch(case, dtype: torch.dtype, device: str
     B, L, S, E, H = 2, 4, 6, 8, 2
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(E, H, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first).to(dtype).to(device)
-    ours = MultiHeadAttention.from_torch(theirs)
+    ours = mha_from_torch(theirs)
     layout = (lambda b, t, d: (b, t, d)) if batch_first else (lambda b, t, d: (t, b, d))
     sizes = ((L, E), (S, kdim or E), (S, vdim or E))
     inputs = [randn(*layout(B, n, d), dtype=dtype, device=device, seed=i) for i, (n, d) in enumerate(sizes)]
@@ -360,7 +361,7 @@ def test_multihead_attention_matches_torch(case, dtype: torch.dtype, device: str
 def test_multihead_attention_matches_torch_inference_fast_path(device: str) -> None:
     """In eval mode without grad, nn.MultiheadAttention runs its fused native kernel: compare with it too."""
     theirs = nn.MultiheadAttention(8, 2, batch_first=True).to(device).eval()
-    ours = MultiHeadAttention.from_torch(theirs).eval()
+    ours = mha_from_torch(theirs).eval()
     x = randn(3, 5, 8, dtype=torch.float32, device=device).detach()
     pad = torch.zeros(3, 5, dtype=torch.bool, device=device)
     pad[1, 3:] = True
@@ -373,7 +374,7 @@ def test_copy_to_torch_round_trip(kdim_vdim) -> None:
     torch.manual_seed(1)
     ours = MultiHeadAttention(8, 2, kdim=kdim_vdim[0], vdim=kdim_vdim[1]).double()
     blank = nn.MultiheadAttention(8, 2, kdim=kdim_vdim[0], vdim=kdim_vdim[1], batch_first=True).double()
-    theirs = ours.copy_to_torch(blank)
+    theirs = copy_mha_weights_to_torch(ours, blank)
     q, k, v = randn(2, 4, 8), randn(2, 3, kdim_vdim[0] or 8, seed=1), randn(2, 3, kdim_vdim[1] or 8, seed=2)
     assert_close(ours(q, k, v)[0], theirs(q, k, v)[0], torch.float64)
 
@@ -515,4 +516,4 @@ def test_multihead_attention_validation_messages() -> None:
     with pytest.raises(ValueError, match=r"attn_mask \(shape \(4, 6\)\) and is_causal=True were both given"):
         mha(x, kv, v, attn_mask=torch.ones(4, 6, dtype=torch.bool), is_causal=True)
     with pytest.raises(ValueError, match=r"kdim, vdim, bias\) = \(8, 2, 8, 8, True\), expected \(8, 2, 5, 8, True\)"):
-        mha.copy_from_torch(nn.MultiheadAttention(8, 2))
+        copy_mha_weights_from_torch(mha, nn.MultiheadAttention(8, 2))

@@ -23,11 +23,10 @@ from lepton_lib.bert import (
     BertForSequenceClassification,
     BertModel,
     count_parameters,
-    from_hf_state_dict,
     load_pretrained,
     save_pretrained,
-    to_hf_state_dict,
 )
+from lepton_lib.interop.huggingface import from_hf_state_dict, to_hf_state_dict
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")

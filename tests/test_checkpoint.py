@@ -216,7 +216,7 @@ def test_a_recipe_trains_on_the_gpu_and_saves_cpu_weights(tmp_path):
     # The command-line run on a GPU: the freshly built model must follow its batches to the device
     # before the first held-out evaluation, and the saved weights must load on a CPU-only machine.
     from lepton_lib.bert import load_pretrained
-    from lepton_lib.bert import Recipe, run_recipe
+    from lepton_lib.bert.pretraining_recipe import Recipe, run_recipe
 
     recipe = Recipe(corpora=("wikitext2",), vocab_size=1000, seq_len=64, batch_size=8, steps=3, warmup_steps=1)
     result = run_recipe(recipe, tmp_path, progress=False, device="cuda")

@@ -150,3 +150,26 @@ def test_distillation_loss_checks_shapes():
         distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="temperature"):
         distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), temperature=0)
+
+
+def test_train_student_learns_from_labels_or_from_a_teacher_and_is_seeded():
+    from lepton_lib.bert import BertConfig, BertForSequenceClassification, WordPieceTokenizer
+    from lepton_lib.scale import train_student
+
+    tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"])
+    texts, labels = ["good film", "bad film", "good", "bad"] * 4, [1, 0, 1, 0] * 4
+    teacher = torch.tensor([[-2.0, 2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, -2.0]] * 4)
+    config = BertConfig.preset("tiny", vocab_size=8, hidden_size=32, intermediate_size=64)
+
+    def run(logits, alpha):
+        torch.manual_seed(0)
+        student = BertForSequenceClassification(config)
+        return train_student(student, tokenizer, texts, labels, logits, epochs=3, batch_size=8, max_length=8,
+                             alpha=alpha, seed=1)
+
+    plain, distilled = run(None, 0.0), run(teacher, 1.0)
+    assert len(plain) == len(distilled) == 3 * 2  # one loss per step: 16 examples in batches of 8, 3 epochs
+    assert plain == run(None, 0.0)  # seeded: the same losses again
+    assert plain != distilled
+    with pytest.raises(ValueError, match="teacher_logits must have shape"):
+        run(teacher[:3], 0.5)

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from lepton_lib.gnn import (GAT, GCN, SAGE, GATConv, GCNConv, SAGEConv, copy_gat_weights_from_pyg,
-                            copy_gcn_weights_from_pyg, copy_sage_weights_from_pyg, dropout_features,
+from lepton_lib.data import coalesce, to_undirected
+from lepton_lib.gnn import (GAT, GCN, SAGE, GATConv, GCNConv, SAGEConv, computation_graph, dropout_features,
                             sparse_features, train_node_classifier, train_sage_minibatch)
-from lepton_lib.gnn import (coalesce, dense_laplacian, degree, gcn_norm, gcn_propagation_matrix,
-                                    sample_neighbors, sample_subgraph, scatter_softmax, scatter_sum,
-                                    to_dense_adjacency, to_undirected)
+from lepton_lib.gnn import (dense_laplacian, degree, gcn_norm, gcn_propagation_matrix, sample_neighbors,
+                            sample_subgraph, scatter_softmax, scatter_sum, to_dense_adjacency)
+from lepton_lib.interop.pyg import copy_gat_weights_from_pyg, copy_gcn_weights_from_pyg, copy_sage_weights_from_pyg
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 
@@ -289,9 +289,7 @@ def test_minibatch_sage_training_reduces_the_loss(cora):
 def test_receptive_field_training_sees_exactly_the_full_graph_outputs(cora):
     """For GAT and GraphSAGE the 2-hop computation graph of a node set gives the same outputs for
     those nodes as the whole graph; for GCN it cannot (the sources' full degrees are missing)."""
-    from lepton_lib.gnn import _computation_graph
-
-    x, edges, rows, labels = _computation_graph(cora, cora.val_mask, num_hops=2)
+    x, edges, rows, labels = computation_graph(cora, cora.val_mask, num_hops=2)
     assert torch.equal(labels, cora.y[cora.val_mask]) and x.shape[0] < cora.num_nodes
     torch.manual_seed(0)
     for model, exact in ((GAT(cora.num_features, 8, 7), True), (SAGE(cora.num_features, 16, 7), True),
@@ -301,7 +299,7 @@ def test_receptive_field_training_sees_exactly_the_full_graph_outputs(cora):
             full = model(cora.x, cora.edge_index)[cora.val_mask]
             restricted = model(x, edges)[rows]
         assert ((full - restricted).abs().max().item() < TOL) == exact
-    sparse_x, _, _, _ = _computation_graph(dataclasses.replace(cora, x=sparse_features(cora.x)), cora.val_mask, 2)
+    sparse_x, _, _, _ = computation_graph(dataclasses.replace(cora, x=sparse_features(cora.x)), cora.val_mask, 2)
     assert torch.equal(sparse_x.to_dense(), x)
 
 

@@ -9,10 +9,9 @@ from lepton_lib.scale import (
     decode_linear_flops,
     forward_with_cache,
     greedy_decode,
-    kv_cache_bytes,
     make_kv_caches,
 )
-from lepton_lib.attention import TinyTransformer
+from lepton_lib.attention import TinyTransformer, kv_cache_bytes
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

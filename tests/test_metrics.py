@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 from sklearn import metrics as skm
 
+from lepton_lib.foundations import arrays
+from lepton_lib.foundations import curves as C
 from lepton_lib.foundations import metrics as M
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,7 +79,7 @@ def test_torch_and_numpy_inputs_agree():
     assert M.accuracy(torch.from_numpy(y_true), torch.from_numpy(y_pred)) == M.accuracy(y_true, y_pred)
     np.testing.assert_array_equal(M.confusion_matrix(torch.from_numpy(y_true), torch.from_numpy(y_pred)),
                                   M.confusion_matrix(y_true, y_pred))
-    assert M.roc_auc_score(torch.from_numpy(binary), torch.from_numpy(scores).float()) == pytest.approx(
+    assert C.roc_auc_score(torch.from_numpy(binary), torch.from_numpy(scores).float()) == pytest.approx(
         skm.roc_auc_score(binary, scores.astype(np.float32)), abs=1e-12)
     # float labels that are whole numbers (as BCE targets are) are accepted
     assert M.f1_score(torch.from_numpy(binary).float(), torch.from_numpy(binary)) == 1.0
@@ -159,7 +161,7 @@ def test_classification_report_text_lists_every_class():
 @given(scored_binary(), st.booleans(), st.sampled_from([0, 1]))
 def test_roc_curve_matches_sklearn(data, drop_intermediate, pos_label):
     y_true, y_score = data
-    got = M.roc_curve(y_true, y_score, pos_label=pos_label, drop_intermediate=drop_intermediate)
+    got = C.roc_curve(y_true, y_score, pos_label=pos_label, drop_intermediate=drop_intermediate)
     want = skm.roc_curve(y_true, y_score, pos_label=pos_label, drop_intermediate=drop_intermediate)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -169,7 +171,7 @@ def test_roc_curve_matches_sklearn(data, drop_intermediate, pos_label):
 @given(scored_binary())
 def test_auc_is_sklearn_and_mann_whitney(data):
     y_true, y_score = data
-    auc = M.roc_auc_score(y_true, y_score)
+    auc = C.roc_auc_score(y_true, y_score)
     assert auc == pytest.approx(skm.roc_auc_score(y_true, y_score), abs=1e-12)
     positives, negatives = y_score[y_true == 1], y_score[y_true == 0]
     u_statistic = mannwhitneyu(positives, negatives).statistic
@@ -183,7 +185,7 @@ def test_auc_is_sklearn_and_mann_whitney(data):
 @given(scored_binary(), st.booleans())
 def test_precision_recall_curve_matches_sklearn(data, drop_intermediate):
     y_true, y_score = data
-    got = M.precision_recall_curve(y_true, y_score, drop_intermediate=drop_intermediate)
+    got = C.precision_recall_curve(y_true, y_score, drop_intermediate=drop_intermediate)
     want = skm.precision_recall_curve(y_true, y_score, drop_intermediate=drop_intermediate)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -197,16 +199,16 @@ def test_precision_recall_curve_matches_sklearn(data, drop_intermediate):
 
 def test_roc_by_hand_with_ties():
     # Scores 0.8 (pos), 0.4 (neg), 0.35 (pos), 0.1 (neg): 3 of 4 pairs ordered correctly.
-    assert M.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert C.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
     # All scores tied: the curve is the diagonal, so a tie counts one half.
-    fpr, tpr, thresholds = M.roc_curve([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])
+    fpr, tpr, thresholds = C.roc_curve([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])
     np.testing.assert_array_equal(fpr, [0, 1])
     np.testing.assert_array_equal(tpr, [0, 1])
     np.testing.assert_array_equal(thresholds, [np.inf, 0.5])
-    assert M.roc_auc_score([0, 1, 0, 1], [0.5] * 4) == 0.5
+    assert C.roc_auc_score([0, 1, 0, 1], [0.5] * 4) == 0.5
     # A perfect ranking has area 1, a reversed one 0.
-    assert M.roc_auc_score([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0
-    assert M.roc_auc_score([1, 1, 0, 0], [1, 2, 3, 4]) == 0.0
+    assert C.roc_auc_score([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0
+    assert C.roc_auc_score([1, 1, 0, 0], [1, 2, 3, 4]) == 0.0
 
 
 # -------------------------------------------------------------------------------------- errors
@@ -225,15 +227,29 @@ def test_roc_by_hand_with_ties():
         (lambda: M.precision_recall_f1([0, 1], [0, 1], average="samples"), "average must be one of"),
         (lambda: M.precision_recall_f1([0, 1], [0, 1], zero_division=0.5), "zero_division must be"),
         (lambda: M.f1_score([0, 1, 5], [0, 1, 1], average="macro", num_classes=3), "y_true contains label 5"),
-        (lambda: M.roc_auc_score([1, 1, 1], [0.1, 0.2, 0.3]), "y_true contains only one class|no example"),
-        (lambda: M.roc_auc_score([0, 0, 0], [0.1, 0.2, 0.3]), "pos_label=1"),
-        (lambda: M.roc_curve([0, 1, 2], [0.1, 0.2, 0.3]), "y_true must hold two classes"),
-        (lambda: M.roc_curve([0, 1], [0.1, 0.2, 0.3]), "y_true has 2 elements but y_score has 3"),
-        (lambda: M.roc_curve([0, 1], [0.1, float("nan")]), "y_score must be finite"),
-        (lambda: M.roc_curve([0, 1], np.ones((2, 1))), "y_score must be 1-D"),
+        (lambda: C.roc_auc_score([1, 1, 1], [0.1, 0.2, 0.3]), "y_true contains only one class|no example"),
+        (lambda: C.roc_auc_score([0, 0, 0], [0.1, 0.2, 0.3]), "pos_label=1"),
+        (lambda: C.roc_curve([0, 1, 2], [0.1, 0.2, 0.3]), "y_true must hold two classes"),
+        (lambda: C.roc_curve([0, 1], [0.1, 0.2, 0.3]), "y_true has 2 elements but y_score has 3"),
+        (lambda: C.roc_curve([0, 1], [0.1, float("nan")]), "y_score must be finite"),
+        (lambda: C.roc_curve([0, 1], np.ones((2, 1))), "y_score must be 1-D"),
         (lambda: M.classification_report([0, 1], [0, 1], target_names=["a"]), "target_names has 1 names"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_array_helpers_convert_lists_tensors_and_whole_floats():
+    assert arrays.as_labels("y", [1.0, 0.0, 2.0]).dtype == np.int64
+    assert arrays.as_labels("y", torch.tensor([True, False])).tolist() == [1, 0]
+    assert arrays.as_scores("s", torch.tensor([0.5, 1.0], dtype=torch.bfloat16)).dtype == np.float64
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        arrays.as_labels("y", [0.5, 1.0])
+    with pytest.raises(ValueError, match="s must hold real-valued scores"):
+        arrays.as_scores("s", [True, False])
+    with pytest.raises(ValueError, match="y is empty"):
+        arrays.as_1d_array("y", [])
+    with pytest.raises(ValueError, match="a has 2 elements but b has 1"):
+        arrays.check_same_length(("a", np.zeros(2)), ("b", np.zeros(1)))

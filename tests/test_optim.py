@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lepton_lib.foundations import optimizers as lo
+from lepton_lib.foundations import surfaces
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -174,24 +175,24 @@ def test_adam_first_step_moves_each_weight_by_about_lr() -> None:
 def test_gradient_descent_on_the_quadratic_matches_the_closed_form() -> None:
     # f = (x^2 + 20 y^2) / 2: each coordinate shrinks by (1 - lr * curvature) per step.
     lr, steps = 0.04, 30
-    path = lo.optimize_2d("quadratic", (-4.0, 1.5), "sgd", lr=lr, steps=steps)
+    path = surfaces.optimize_2d("quadratic", (-4.0, 1.5), "sgd", lr=lr, steps=steps)
     t = torch.arange(steps + 1, dtype=torch.float64)
     expected = torch.stack([-4.0 * (1 - lr) ** t, 1.5 * (1 - 20 * lr) ** t], dim=1)
     torch.testing.assert_close(path, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_optimize_2d_shape_start_and_divergence_kept() -> None:
-    path = lo.optimize_2d("rosenbrock", None, "adam", lr=0.05, steps=25, momentum=0.8)
+    path = surfaces.optimize_2d("rosenbrock", None, "adam", lr=0.05, steps=25, momentum=0.8)
     assert path.shape == (26, 2) and path.dtype == torch.float64
-    assert tuple(path[0].tolist()) == lo.SURFACES["rosenbrock"].start
+    assert tuple(path[0].tolist()) == surfaces.SURFACES["rosenbrock"].start
     # Far beyond 2 / curvature gradient descent blows up; the path is kept, not truncated.
-    wild = lo.optimize_2d("quadratic", None, "sgd", lr=0.5, steps=40)
+    wild = surfaces.optimize_2d("quadratic", None, "sgd", lr=0.5, steps=40)
     assert wild.shape == (41, 2) and wild[-1, 1].abs() > 1e10
 
 
-@pytest.mark.parametrize("name", sorted(lo.SURFACES))
+@pytest.mark.parametrize("name", sorted(surfaces.SURFACES))
 def test_surface_minimum_is_a_zero_of_loss_and_gradient(name: str) -> None:
-    surface = lo.SURFACES[name]
+    surface = surfaces.SURFACES[name]
     point = torch.tensor(surface.minimum, dtype=torch.float64, requires_grad=True)
     loss = surface(point)
     loss.backward()
@@ -204,7 +205,7 @@ def test_surface_minimum_is_a_zero_of_loss_and_gradient(name: str) -> None:
 def test_rosenbrock_gradient_matches_the_analytic_formula() -> None:
     x, y = 0.3, -0.7
     point = torch.tensor([x, y], dtype=torch.float64, requires_grad=True)
-    lo.SURFACES["rosenbrock"](point).backward()
+    surfaces.SURFACES["rosenbrock"](point).backward()
     expected = [-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)]
     torch.testing.assert_close(point.grad, torch.tensor(expected, dtype=torch.float64), rtol=1e-14, atol=0)
 
@@ -256,10 +257,10 @@ def _w() -> list[torch.Tensor]:
         (lambda: lo.minibatches(0, 1), "n"),
         (lambda: lo.minibatches(10, 11), "batch_size"),
         (lambda: lo.minibatches(10, 0), "batch_size"),
-        (lambda: lo.optimize_2d("quadratic", None, "adagrad", lr=0.1, steps=3), "optimizer name"),
-        (lambda: lo.optimize_2d("himmelblau", None, "adam", lr=0.1, steps=3), "surface"),
-        (lambda: lo.optimize_2d("quadratic", None, "adam", lr=0.1, steps=-1), "steps"),
-        (lambda: lo.SURFACES["beale"](torch.zeros(3)), "xy"),
+        (lambda: surfaces.optimize_2d("quadratic", None, "adagrad", lr=0.1, steps=3), "optimizer name"),
+        (lambda: surfaces.optimize_2d("himmelblau", None, "adam", lr=0.1, steps=3), "surface"),
+        (lambda: surfaces.optimize_2d("quadratic", None, "adam", lr=0.1, steps=-1), "steps"),
+        (lambda: surfaces.SURFACES["beale"](torch.zeros(3)), "xy"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(build, argument: str) -> None:

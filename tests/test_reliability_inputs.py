@@ -183,7 +183,7 @@ def test_sample_subgraph_refuses_duplicate_or_out_of_range_seeds() -> None:
 @pytest.mark.parametrize("function", ["coalesce", "to_undirected"])
 @pytest.mark.parametrize("bad", [[[0, 5], [1, 0]], [[0, -1], [1, 0]]], ids=["too large", "negative"])
 def test_coalesce_and_to_undirected_refuse_ids_outside_the_graph(function: str, bad) -> None:
-    import lepton_lib.gnn.graph_ops as graph_utils
+    import lepton_lib.data.edges as graph_utils
 
     edge_index = torch.tensor(bad)
     before = edge_index.clone()

@@ -14,7 +14,8 @@ from torch import nn
 
 from lepton_lib.attention import MultiHeadAttention, scaled_dot_product_attention
 from lepton_lib.bert import CheckpointError, load_checkpoint, save_checkpoint
-from lepton_lib.gnn import check_edge_index, coalesce, sample_subgraph, to_undirected
+from lepton_lib.data import check_edge_index, coalesce, to_undirected
+from lepton_lib.gnn import sample_subgraph
 from lepton_lib.bert import mask_tokens
 from lepton_lib.attention import KVCache
 from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer

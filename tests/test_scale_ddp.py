@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lepton_lib.scale import build_model, train
+from lepton_lib.scale.ddp_demo import build_model, train
 
 STEPS = 8
 

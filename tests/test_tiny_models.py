@@ -82,6 +82,23 @@ def test_generate_matches_teacher_forced_argmax() -> None:
         logits = model(torch.cat([prompt, generated], dim=1))
     # Every generated token is the argmax at the position before it, given the tokens so far.
     assert torch.equal(logits[:, 4:8].argmax(-1), generated)
+    assert torch.equal(model.generate(prompt, 4, use_cache=True), generated)  # the KV cache changes no token
+
+
+def test_forward_with_kv_caches_continues_the_positions() -> None:
+    torch.manual_seed(0)
+    model = TinyTransformer(11, 12, d_model=16, num_heads=2, num_layers=2).eval()
+    tokens = torch.randint(0, 11, (3, 7))
+    torch.testing.assert_close(model.embed(tokens[:, 4:], start=4), model.embed(tokens)[:, 4:])
+    caches = model.make_kv_caches(batch_size=3)
+    with torch.no_grad():
+        pieces = [model(tokens[:, :4], kv_caches=caches), model(tokens[:, 4:], kv_caches=caches)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), model(tokens), atol=1e-5, rtol=1e-5)
+    assert caches[0].length == 7
+    with pytest.raises(ValueError, match=r"7 cached \+ 6 new tokens exceed max_length = 12"):
+        model.embed(torch.zeros(1, 6, dtype=torch.long), start=7)
+    with pytest.raises(ValueError, match=r"kv_caches has 1 entries, expected one per layer \(2\)"):
+        model(tokens, kv_caches=caches[:1])
 
 
 def test_tiny_transformer_validation() -> None:

@@ -119,9 +119,56 @@ def test_different_seeds_give_different_histories():
     assert histories[0].train_loss != histories[1].train_loss
 
 
+def test_early_stopping_can_monitor_the_validation_accuracy():
+    model, train_loader, val_loader, optimizer = make_run(seed=0, val_flip=0.25)
+    loss_fn, patience = nn.CrossEntropyLoss(), 3
+    history = fit(model, train_loader, val_loader, optimizer, loss_fn, epochs=100,
+                  early_stopping_patience=patience, progress=False, monitor="val_accuracy")
+    best = history.best_epoch
+    # best_epoch is the first epoch reaching the highest accuracy; the run stopped `patience` epochs later.
+    assert history.val_accuracy[best] == max(history.val_accuracy)
+    assert history.val_accuracy.index(max(history.val_accuracy)) == best
+    assert history.stopped_early and len(history.val_accuracy) == best + patience + 1
+    assert evaluate(model, val_loader, loss_fn).accuracy == history.val_accuracy[best]
+
+
+def test_penalty_is_added_to_the_training_loss_only():
+    """fit(penalty=...) equals a hand-written loop that adds the penalty to each batch's loss."""
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    y = (x.sum(1) > 0).long()
+    l1 = 1e-2
+
+    def penalty(net: nn.Module) -> torch.Tensor:
+        return l1 * net.weight.abs().sum()
+
+    torch.manual_seed(0)
+    model = nn.Linear(2, 2)
+    reference = nn.Linear(2, 2)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    history = fit(model, [(x, y)], [(x, y)], optimizer, nn.functional.cross_entropy, epochs=3, progress=False,
+                  penalty=penalty, train_eval_loader=[(x, y)])
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    losses = []
+    for _ in range(3):
+        reference_optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(reference(x), y) + penalty(reference)
+        loss.backward()
+        reference_optimizer.step()
+        losses.append(loss.item())
+    assert history.train_loss == pytest.approx(losses, rel=0, abs=1e-12)
+    assert torch.equal(model.weight, reference.weight) and torch.equal(model.bias, reference.bias)
+    # The evaluations measure the data loss alone, after the step: the same data here, so the same numbers.
+    with torch.no_grad():
+        final = nn.functional.cross_entropy(reference(x), y).item()
+    assert history.train_eval_loss == history.val_loss
+    assert history.val_loss[-1] == pytest.approx(final, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        (dict(epochs=2, monitor="train_loss"), "monitor must be one of"),
         (dict(epochs=0), "epochs must be a positive int"),
         (dict(epochs=2, early_stopping_patience=0), "early_stopping_patience must be a positive int"),
         (dict(epochs=2, early_stopping_patience=2, val_loader=None), "needs a val_loader"),
@@ -187,7 +234,7 @@ def test_digits_split_options():
         (dict(test_fraction=1.2), "test_fraction must be a number in"),
         (dict(val_fraction=-0.1), "val_fraction must be a number in"),
         (dict(test_fraction=0.6, val_fraction=0.4), "test_fraction \\+ val_fraction must be < 1"),
-        (dict(seed=-1), "seed must be a non-negative int"),
+        (dict(seed=-1), "seed must be (a non-negative int|an int >= 0)"),
     ],
 )
 def test_digits_split_rejects_bad_arguments(kwargs, match):

@@ -22,13 +22,12 @@ from lepton_lib.attention import (
     TransformerEncoder,
     TransformerEncoderLayer,
     apply_rotary_embedding,
-    copy_weights_from_torch,
-    from_torch,
     sinusoidal_positional_encoding,
 )
+from lepton_lib.interop import copy_weights_from_torch, from_torch
 from lepton_lib.core import module_flowchart
 
-from parity import DEVICES, DTYPES, TOL, assert_close  # noqa: E402  (tests/ is on sys.path)
+from parity import DEVICES, DTYPES, assert_close  # noqa: E402  (tests/ is on sys.path)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -317,3 +316,29 @@ def test_transformer_validation_messages() -> None:
         copy_weights_from_torch(TransformerEncoderLayer(8, 2), nn.TransformerDecoderLayer(8, 2))
     with pytest.raises(ValueError, match=r"only relu and exact gelu are supported"):
         from_torch(nn.TransformerEncoderLayer(8, 2, activation=nn.Tanh()))
+
+
+def test_sub_block_dropouts_override_the_layer_dropout() -> None:
+    # attention_dropout / ffn_dropout replace what BERT used to do by editing a built layer.
+    torch.manual_seed(0)
+    old_style = TransformerEncoderLayer(16, 4, 32, dropout=0.1, activation="gelu")
+    old_style.self_attn.dropout = 0.2
+    old_style.ffn.dropout = nn.Identity()
+    torch.manual_seed(0)
+    new_style = TransformerEncoderLayer(
+        16, 4, 32, dropout=0.1, activation="gelu", attention_dropout=0.2, ffn_dropout=0.0
+    )
+    assert repr(new_style) == repr(old_style) and new_style.self_attn.dropout == 0.2
+    assert isinstance(new_style.ffn.dropout, nn.Identity)
+    assert list(new_style.state_dict()) == list(old_style.state_dict())
+    for ours, theirs in zip(new_style.state_dict().values(), old_style.state_dict().values()):
+        assert torch.equal(ours, theirs)
+    x = randn(2, 5, 16, dtype=torch.float32)
+    torch.manual_seed(1)
+    expected = old_style.train()(x)
+    torch.manual_seed(1)
+    assert torch.equal(new_style.train()(x), expected)  # same random numbers drawn in the same order
+    # None keeps the layer's dropout; a non-zero ffn_dropout keeps a Dropout module.
+    default = TransformerDecoderLayer(16, 4, 32, dropout=0.3, ffn_dropout=0.05)
+    assert default.self_attn.dropout == default.cross_attn.dropout == 0.3
+    assert isinstance(default.ffn.dropout, nn.Dropout) and default.ffn.dropout.p == 0.05

@@ -1,15 +1,14 @@
-"""Attention over key blocks (the online softmax of FlashAttention) and a KV cache for decoding.
+"""Attention over key blocks: the online softmax of FlashAttention.
 
-Both are ways of not materialising what plain attention materialises:
-
-* ``tiled_attention`` computes exact attention one block of keys at a time, keeping per query a
-  running max and a running sum of exponentials (Milakov & Gimelshein 2018, arXiv:1805.02867;
-  Dao et al. 2022, arXiv:2205.14135), so neither forward nor backward stores the ``L x S`` weights;
-* ``KVCache`` keeps the keys and values of the tokens already decoded, so generating token ``t``
-  projects only that token instead of recomputing all ``t`` of them.
+``tiled_attention`` computes exact attention one block of keys at a time, keeping per query a
+running max and a running sum of exponentials (Milakov & Gimelshein 2018, arXiv:1805.02867;
+Dao et al. 2022, arXiv:2205.14135), so neither forward nor backward stores the ``L x S`` weights.
+``TiledAttentionFunction`` is the autograd function behind it (its forward and backward are the
+algorithm). The KV cache for decoding, the other way of not recomputing, is in
+``lepton_lib.attention.kv_cache``.
 
 Shapes, mask conventions and the rule for fully masked rows (zero output, zero gradients) are those
-of ``lepton_lib.attention.multi_head``, whose input checks are reused here.
+of ``lepton_lib.attention.scaled_dot_product``, whose input checks are reused here.
 """
 from __future__ import annotations
 
@@ -19,9 +18,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lepton_lib.attention.multi_head import _check_qkv, causal_mask
+from lepton_lib.attention.scaled_dot_product import causal_mask, check_qkv
+from lepton_lib.core.checks import check_positive_int
 
-__all__ = ["tiled_attention", "KVCache"]
+__all__ = ["tiled_attention", "TiledAttentionFunction"]
 
 
 def _block_scores(
@@ -38,8 +38,12 @@ def _block_scores(
     return scores if blocked is None else scores.masked_fill(blocked, -math.inf)
 
 
-class _TiledAttention(torch.autograd.Function):
-    """Forward and backward both walk over key blocks, so nothing of size L x S is ever stored."""
+class TiledAttentionFunction(torch.autograd.Function):
+    """Forward and backward both walk over key blocks, so nothing of size L x S is ever stored.
+
+    Call it through ``tiled_attention``, which checks the inputs; ``apply(q, k, v, padding, is_causal,
+    scale, block_size)`` takes ``padding`` already broadcastable to ``(..., S)`` (True = padding).
+    """
 
     @staticmethod
     def forward(ctx, q, k, v, padding, is_causal, scale, block_size):  # noqa: ANN001, ANN205
@@ -111,9 +115,8 @@ def tiled_attention(
     ``(..., S)`` matching query's batch dims, or ``(B, S)`` with ``B = query.shape[0]`` (then shared by
     the middle dims, e.g. heads). Fully masked rows give zeros, as everywhere in this module.
     """
-    _check_qkv(query, key, value)
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    check_qkv(query, key, value)
+    check_positive_int("block_size", block_size)
     batch, S = tuple(query.shape[:-2]), key.shape[-2]
     padding = key_padding_mask
     if padding is not None:
@@ -128,77 +131,4 @@ def tiled_attention(
                 f"key_padding_mask has shape {shape}, expected {batch + (S,)} or {batch[:1] + (S,)}"
             )
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    return _TiledAttention.apply(query, key, value, padding, is_causal, scale, block_size)
-
-
-# --- Incremental decoding ---------------------------------------------------------------------------
-
-
-class KVCache:
-    """Preallocated keys ``(B, H, max_length, Dh)`` and values ``(B, H, max_length, Dv)``.
-
-    Decoding one token at a time, a model needs the keys and values of every earlier token; the
-    cache keeps them so each step projects only the new token. It is for inference: append under
-    ``torch.no_grad()`` (the buffer is written in place, which autograd cannot differentiate).
-    """
-
-    def __init__(
-        self,
-        batch_size: int,
-        num_heads: int,
-        max_length: int,
-        head_dim: int,
-        value_dim: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        sizes = {"batch_size": batch_size, "num_heads": num_heads, "max_length": max_length, "head_dim": head_dim}
-        for name, size in sizes.items():
-            if not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive int, got {size!r}")
-        value_dim = head_dim if value_dim is None else value_dim
-        self.keys = torch.zeros(batch_size, num_heads, max_length, head_dim, dtype=dtype, device=device)
-        self.values = torch.zeros(batch_size, num_heads, max_length, value_dim, dtype=dtype, device=device)
-        self._length = 0
-
-    @property
-    def length(self) -> int:
-        """Number of positions stored so far."""
-        return self._length
-
-    @property
-    def max_length(self) -> int:
-        return self.keys.shape[2]
-
-    def reset(self) -> None:
-        """Forget every stored position (the memory stays allocated)."""
-        self._length = 0
-
-    def append(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``key (B, H, T, Dh)`` and ``value (B, H, T, Dv)``; return all keys and values so far."""
-        B, H, _, Dh = self.keys.shape
-        for name, t, buffer in (("key", key, self.keys), ("value", value, self.values)):
-            expected = (B, H, "T", buffer.shape[3])
-            if not isinstance(t, Tensor) or t.dim() != 4 or any(
-                want != "T" and got != want for got, want in zip(t.shape, expected)
-            ):
-                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"{name} must have shape {expected}, got {got}")
-            if t.dtype != buffer.dtype or t.device != buffer.device:
-                raise ValueError(
-                    f"{name} has dtype {t.dtype} on {t.device}, expected {buffer.dtype} on {buffer.device}"
-                )
-            if torch.is_grad_enabled() and t.requires_grad:
-                raise ValueError(f"{name} requires grad; KVCache is for inference, use torch.no_grad()")
-        if key.shape[2] != value.shape[2]:
-            raise ValueError(f"key has {key.shape[2]} positions but value has {value.shape[2]}, expected equal")
-        start, stop = self._length, self._length + key.shape[2]
-        if stop > self.max_length:
-            raise ValueError(
-                f"KVCache overflow: it holds {start} of {self.max_length} positions, "
-                f"cannot append {key.shape[2]} more"
-            )
-        self.keys[:, :, start:stop] = key
-        self.values[:, :, start:stop] = value
-        self._length = stop
-        return self.keys[:, :, :stop], self.values[:, :, :stop]
+    return TiledAttentionFunction.apply(query, key, value, padding, is_causal, scale, block_size)

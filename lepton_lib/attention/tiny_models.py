@@ -17,8 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lepton_lib.attention.kv_cache import KVCache
 from lepton_lib.attention.positional import LearnedPositionalEmbedding
 from lepton_lib.attention.transformer import TransformerEncoderLayer
+from lepton_lib.core.checks import check_int_in_range, check_positive_int
 
 __all__ = ["IGNORE_INDEX", "SEQUENCE_TASKS", "make_sequence_task", "TinyTransformer", "PatchEmbedding", "TinyViT"]
 
@@ -41,8 +43,7 @@ def make_sequence_task(
     if task not in SEQUENCE_TASKS:
         raise ValueError(f"task must be one of {SEQUENCE_TASKS}, got {task!r}")
     for name, value in (("num_examples", num_examples), ("length", length), ("num_symbols", num_symbols)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
     prompt = torch.randint(0, num_symbols, (num_examples, length), generator=generator)
     if task == "copy":
         answer = prompt
@@ -63,8 +64,7 @@ def _encoder_layers(
     num_layers: int, d_model: int, num_heads: int, dim_feedforward: int, dropout: float, norm_first: bool
 ) -> nn.ModuleList:
     """``num_layers`` independently initialised layers (not copies of one, unlike ``nn.TransformerEncoder``)."""
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+    check_positive_int("num_layers", num_layers)
     return nn.ModuleList(
         TransformerEncoderLayer(
             d_model, num_heads, dim_feedforward, dropout, activation="gelu", norm_first=norm_first, batch_first=True
@@ -116,42 +116,94 @@ class TinyTransformer(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
 
-    def _embed(self, tokens: Tensor) -> Tensor:
+    def embed(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Token plus position embeddings ``(B, T, d)`` of ``tokens (B, T)`` at positions ``start .. start+T-1``.
+
+        ``start > 0`` embeds tokens that follow ``start`` earlier ones (decoding with a KV cache).
+        """
         if not isinstance(tokens, Tensor) or tokens.dtype != torch.long or tokens.dim() != 2:
             got = f"{tuple(tokens.shape)} {tokens.dtype}" if isinstance(tokens, Tensor) else type(tokens).__name__
             raise ValueError(f"tokens must be an int64 tensor of shape (B, T), got {got}")
-        if tokens.shape[1] > self.max_length:
+        if start + tokens.shape[1] > self.max_length:
+            if start:
+                raise ValueError(f"{start} cached + {tokens.shape[1]} new tokens exceed max_length = {self.max_length}")
             raise ValueError(f"tokens has length {tokens.shape[1]}, expected at most max_length = {self.max_length}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             low, high = int(tokens.min()), int(tokens.max())
             raise ValueError(f"tokens must lie in [0, {self.vocab_size - 1}], got values in [{low}, {high}]")
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         return self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, d)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        x, _ = _run_layers(self.layers, self._embed(tokens), self.causal, need_weights=False)
+    def make_kv_caches(self, batch_size: int, max_length: int | None = None) -> list[KVCache]:
+        """One empty ``KVCache (B, H, max_length, Dh)`` per layer, with the model's dtype and device."""
+        max_length = self.max_length if max_length is None else max_length
+        check_int_in_range("max_length", max_length, 1, self.max_length)
+        weight = self.token_embedding.weight
+        return [
+            KVCache(batch_size, layer.self_attn.num_heads, max_length, layer.self_attn.head_dim,
+                    dtype=weight.dtype, device=weight.device)
+            for layer in self.layers
+        ]
+
+    def forward(self, tokens: Tensor, kv_caches: list[KVCache] | None = None) -> Tensor:
+        """Logits ``(B, T, vocab)``. With ``kv_caches`` (one per layer, from ``make_kv_caches``),
+        ``tokens`` follow the ``kv_caches[0].length`` cached ones: each layer projects only the new
+        tokens, appends their keys and values to its cache and lets the new queries attend every
+        cached position up to their own. Same sub-modules in the same order, so the logits agree
+        with a full recompute up to float rounding. Caches are for inference (``torch.no_grad()``)."""
+        if kv_caches is None:
+            x, _ = _run_layers(self.layers, self.embed(tokens), self.causal, need_weights=False)
+            return self.head(self.final_norm(x))
+        if not self.causal:
+            raise ValueError("model must be causal (causal=True) to decode with kv_caches")
+        if len(kv_caches) != len(self.layers):
+            raise ValueError(f"kv_caches has {len(kv_caches)} entries, expected one per layer ({len(self.layers)})")
+        x = self.embed(tokens, start=kv_caches[0].length)  # (B, T, d) at positions after the cached ones
+        for layer, cache in zip(self.layers, kv_caches):
+            x = layer(x, is_causal=True, kv_cache=cache)
         return self.head(self.final_norm(x))
 
     @torch.no_grad()
     def attention_maps(self, tokens: Tensor) -> Tensor:
         """Attention weights ``(num_layers, B, num_heads, T, T)``: row ``i`` is what position ``i`` reads."""
-        _, maps = _run_layers(self.layers, self._embed(tokens), self.causal, need_weights=True)
+        _, maps = _run_layers(self.layers, self.embed(tokens), self.causal, need_weights=True)
         return torch.stack(maps)
 
     @torch.no_grad()
-    def generate(self, prompt: Tensor, num_tokens: int) -> Tensor:
+    def generate(self, prompt: Tensor, num_tokens: int, use_cache: bool = False) -> Tensor:
         """Greedy decoding: append the most likely next token ``num_tokens`` times; returns ``(B, num_tokens)``.
 
-        Each step reruns the whole sequence (the KV cache of ``lepton_lib.attention.tiled`` is what
-        avoids that in a real decoder; these sequences are a few dozen tokens long).
+        ``use_cache=False`` reruns the whole sequence at every step (``P + t`` tokens at step ``t``);
+        ``use_cache=True`` runs the prompt once into per-layer KV caches ("prefill") and then feeds one
+        token per step ("decode"). Both give the same tokens. Prompts in a batch share one length.
         """
         if not self.causal:
             raise ValueError("generate needs a causal model (causal=True)")
-        sequence = prompt
-        for _ in range(num_tokens):
-            next_token = self(sequence)[:, -1].argmax(dim=-1, keepdim=True)
-            sequence = torch.cat([sequence, next_token], dim=1)
-        return sequence[:, prompt.shape[1] :]
+        check_positive_int("num_tokens", num_tokens)
+        if not isinstance(prompt, Tensor) or prompt.dim() != 2 or prompt.dtype != torch.long or prompt.shape[1] < 1:
+            got = f"{tuple(prompt.shape)} {prompt.dtype}" if isinstance(prompt, Tensor) else type(prompt).__name__
+            raise ValueError(f"prompt must be an int64 tensor of shape (B, P) with P >= 1, got {got}")
+        total = prompt.shape[1] + num_tokens
+        # The last generated token is never fed back, so the model sees at most total - 1 positions.
+        if total - 1 > self.max_length:
+            raise ValueError(f"prompt length {prompt.shape[1]} + num_tokens {num_tokens} - 1 exceeds "
+                             f"max_length = {self.max_length}")
+        generated = []
+        if use_cache:
+            caches = self.make_kv_caches(prompt.shape[0], total - 1)
+            logits = self(prompt, kv_caches=caches)  # prefill: the whole prompt at once
+            for step in range(num_tokens):
+                next_token = logits[:, -1].argmax(dim=-1, keepdim=True)  # (B, 1)
+                generated.append(next_token)
+                if step + 1 < num_tokens:
+                    logits = self(next_token, kv_caches=caches)  # decode: one new token
+        else:
+            sequence = prompt
+            for _ in range(num_tokens):
+                next_token = self(sequence)[:, -1].argmax(dim=-1, keepdim=True)
+                generated.append(next_token)
+                sequence = torch.cat([sequence, next_token], dim=1)
+        return torch.cat(generated, dim=1)
 
 
 class PatchEmbedding(nn.Module):
@@ -209,17 +261,18 @@ class TinyViT(nn.Module):
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)
 
-    def _embed(self, images: Tensor) -> Tensor:
+    def embed(self, images: Tensor) -> Tensor:
+        """Class token and patch embeddings plus positions: ``(B, C, H, W) -> (B, N + 1, d)``."""
         patches = self.patch_embedding(images)  # (B, N, d)
         tokens = torch.cat([self.class_token.expand(len(patches), -1, -1), patches], dim=1)  # (B, N + 1, d)
         return tokens + self.position_embedding(torch.arange(tokens.shape[1], device=tokens.device))
 
     def forward(self, images: Tensor) -> Tensor:
-        x, _ = _run_layers(self.layers, self._embed(images), causal=False, need_weights=False)
+        x, _ = _run_layers(self.layers, self.embed(images), causal=False, need_weights=False)
         return self.head(self.final_norm(x[:, 0]))  # the class token summarises the image
 
     @torch.no_grad()
     def attention_maps(self, images: Tensor) -> Tensor:
         """``(num_layers, B, num_heads, N + 1, N + 1)``; index 0 is the class token, 1.. the patches."""
-        _, maps = _run_layers(self.layers, self._embed(images), causal=False, need_weights=True)
+        _, maps = _run_layers(self.layers, self.embed(images), causal=False, need_weights=True)
         return torch.stack(maps)

@@ -2,6 +2,8 @@
 """
 from lepton_lib.background import flops
 
-__all__ = [*flops.__all__]
+__all__ = [  # every public name of the modules above
+    *flops.__all__,
+]
 
 from lepton_lib.background.flops import *  # noqa: E402, F403

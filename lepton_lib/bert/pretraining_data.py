@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lepton_lib.bert.model import IGNORE_INDEX
+from lepton_lib.attention.tiny_models import IGNORE_INDEX
 from lepton_lib.bert.tokenization import WordPieceTokenizer
+from lepton_lib.core.checks import check_positive_int
 
 __all__ = [
     "PretrainingExample", "tokenize_documents", "create_nsp_examples", "pack_sequences", "mask_tokens",
@@ -204,8 +205,7 @@ def mask_tokens(
         raise ValueError(f"input_ids must be an int64 tensor, got {getattr(input_ids, 'dtype', type(input_ids))}")
     if not 0.0 < mlm_probability < 1.0:
         raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    check_positive_int("vocab_size", vocab_size)
     special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
     if special.numel() and (int(special[0]) < 0 or int(special[-1]) >= vocab_size):
         raise ValueError(f"special_ids must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}), "

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters, save_pretrained
+from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters
+from lepton_lib.bert.saving import save_pretrained
 from lepton_lib.data.download import cache_dir
 from lepton_lib.data.text import CORPORA, load_corpus
 from lepton_lib.bert.pretraining import PretrainConfig, evaluate_pretraining, pretrain

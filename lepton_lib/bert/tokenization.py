@@ -2,7 +2,7 @@
 
 Text becomes token ids in two stages:
 
-1. **Pre-tokenization** (``basic_tokenize``) splits raw text into words: drop control characters,
+1. **Pre-tokenization** (``basic_tokenize``, in ``lepton_lib.bert.basic_tokenizer``) splits raw text into words: drop control characters,
    turn every kind of whitespace into a space, put spaces around CJK ideographs (Chinese has no
    spaces, so each character becomes a word), lower-case, strip accents (Unicode NFD, then drop the
    combining marks: "Café" -> "cafe"), and cut every punctuation character out as its own word.
@@ -23,19 +23,19 @@ from __future__ import annotations
 import heapq
 import numbers
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from lepton_lib.bert.basic_tokenizer import basic_tokenize
+from lepton_lib.core.checks import check_positive_int
+
 __all__ = [
     "SPECIAL_TOKENS",
     "Encoding",
-    "basic_tokenize",
     "train_wordpiece_vocab",
     "WordPieceTokenizer",
 ]
@@ -47,96 +47,6 @@ _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS)
 # What decoding with cleanup undoes, applied to each token with its leading space (as Hugging Face does).
 _CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
             (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-
-# --- pre-tokenization ------------------------------------------------------------------------------
-
-
-def _is_whitespace(char: str) -> bool:
-    return char in " \t\n\r" or unicodedata.category(char) == "Zs"
-
-
-def _is_control(char: str) -> bool:
-    if char in "\t\n\r":  # whitespace, kept as such
-        return False
-    return unicodedata.category(char) in ("Cc", "Cf")
-
-
-def _is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    # ASCII symbols such as $ + < = > ^ ` | ~ are not Unicode punctuation (P*), but BERT splits them too.
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk_ideograph(cp: int) -> bool:
-    """The CJK Unified Ideograph blocks BERT splits (not Hangul, Hiragana or Katakana, which use spaces)."""
-    return (
-        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
-        or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
-    )
-
-
-_KEEP, _DROP, _SPACE, _CJK, _PUNCT = range(5)
-
-
-@lru_cache(maxsize=1 << 16)
-def _char_kind(char: str) -> int:
-    """What pre-tokenization does with one character (cached: a corpus uses few distinct characters)."""
-    cp = ord(char)
-    if cp == 0 or cp == 0xFFFD or _is_control(char):  # NUL, the replacement character, controls: dropped
-        return _DROP
-    if _is_whitespace(char):
-        return _SPACE
-    if _is_cjk_ideograph(cp):
-        return _CJK
-    return _PUNCT if _is_punctuation(char) else _KEEP
-
-
-def _normalize_word(word: str, lowercase: bool, strip_accents: bool) -> str:
-    if lowercase:  # character by character, as Rust does: no final-sigma rule ("ΟΔΟΣ" -> "οδοσ")
-        word = word.lower() if word.isascii() else "".join(c.lower() for c in word)
-    if strip_accents and not word.isascii():
-        # NFD splits "é" into "e" + a combining acute accent (category Mn), which we drop.
-        word = "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
-    return word
-
-
-def basic_tokenize(text: str, lowercase: bool = True, strip_accents: bool | None = None,
-                   split_cjk: bool = True) -> list[str]:
-    """Split ``text`` into words and punctuation, as BERT's ``BasicTokenizer``.
-
-    ``strip_accents=None`` follows ``lowercase`` (the uncased model does both).
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a str, got {type(text).__name__}")
-    strip_accents = lowercase if strip_accents is None else strip_accents
-    cleaned = []
-    for char in text:
-        kind = _char_kind(char)
-        if kind == _DROP:
-            continue
-        if kind == _SPACE:
-            cleaned.append(" ")
-        elif kind == _CJK and split_cjk:
-            cleaned.append(f" {char} ")  # every ideograph becomes a word of its own
-        else:
-            cleaned.append(char)
-    words = []
-    for word in "".join(cleaned).split():
-        current = ""
-        for char in _normalize_word(word, lowercase, strip_accents):
-            if _char_kind(char) == _PUNCT:  # each punctuation character is a word of its own
-                if current:
-                    words.append(current)
-                words.append(char)
-                current = ""
-            else:
-                current += char
-        if current:
-            words.append(current)
-    return words
 
 
 # --- encodings --------------------------------------------------------------------------------------
@@ -189,8 +99,7 @@ def train_wordpiece_vocab(
     updated incrementally (only the words containing the merged pair are re-counted) and a heap
     with lazy deletion finds the best pair.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    check_positive_int("vocab_size", vocab_size)
     word_counts: Counter[str] = Counter()
     for text in texts:
         for part in _SPECIAL_SPLIT.split(text):  # special tokens in the text ("[UNK]") are not words

@@ -2,7 +2,11 @@
 """
 from lepton_lib.cases import calibration, fairness, pipelines
 
-__all__ = [*calibration.__all__, *fairness.__all__, *pipelines.__all__]
+__all__ = [  # every public name of the modules above
+    *calibration.__all__,
+    *fairness.__all__,
+    *pipelines.__all__,
+]
 
 from lepton_lib.cases.calibration import *  # noqa: E402, F403
 from lepton_lib.cases.fairness import *  # noqa: E402, F403

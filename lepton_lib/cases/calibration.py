@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lepton_lib.foundations.metrics import ArrayLike, _labels, _same_length, _scores
+from lepton_lib.core.checks import check_positive_int
+from lepton_lib.foundations.arrays import ArrayLike, as_labels, as_scores, check_same_length
 
 __all__ = ["brier_score", "calibration_curve", "expected_calibration_error"]
 
 
 def _probabilities(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    truth, prob = _labels("y_true", y_true), _scores("y_prob", y_prob)
-    _same_length(("y_true", truth), ("y_prob", prob))
+    truth, prob = as_labels("y_true", y_true), as_scores("y_prob", y_prob)
+    check_same_length(("y_true", truth), ("y_prob", prob))
     if not set(np.unique(truth).tolist()) <= {0, 1}:
         raise ValueError(f"y_true must hold 0/1 labels, got {np.unique(truth).tolist()}")
     if prob.min() < 0 or prob.max() > 1:
@@ -32,8 +33,7 @@ def brier_score(y_true: ArrayLike, y_prob: ArrayLike) -> float:
 
 
 def _bins(prob: np.ndarray, n_bins: int) -> np.ndarray:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    check_positive_int("n_bins", n_bins)
     # Equal-width bins (0, 1/n], (1/n, 2/n], ...: an edge belongs to the bin below it (0 to the first), as
     # in scikit-learn. Comparing with the edges themselves, not floor(p * n), avoids rounding surprises.
     inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lepton_lib.foundations.metrics import ArrayLike, _labels, _same_length, _to_numpy_1d
+from lepton_lib.foundations.arrays import ArrayLike, as_1d_array, as_labels, check_same_length
 
 __all__ = ["GroupRates", "group_rates"]
 
@@ -30,10 +30,10 @@ class GroupRates:
 
 def group_rates(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike) -> list[GroupRates]:
     """One :class:`GroupRates` per distinct value of ``groups`` (sorted), all arrays of shape (N,)."""
-    truth, pred = _labels("y_true", y_true), _labels("y_pred", y_pred)
-    group = _to_numpy_1d("groups", groups)
-    _same_length(("y_true", truth), ("y_pred", pred))
-    _same_length(("y_true", truth), ("groups", group))
+    truth, pred = as_labels("y_true", y_true), as_labels("y_pred", y_pred)
+    group = as_1d_array("groups", groups)
+    check_same_length(("y_true", truth), ("y_pred", pred))
+    check_same_length(("y_true", truth), ("groups", group))
     for name, values in (("y_true", truth), ("y_pred", pred)):
         if not set(np.unique(values).tolist()) <= {0, 1}:
             raise ValueError(f"{name} must hold 0/1 labels, got {np.unique(values).tolist()}")

@@ -15,6 +15,8 @@ table reads.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -24,9 +26,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lepton_lib.cases.calibration import brier_score
-from lepton_lib.foundations.metrics import accuracy, cost_optimal_threshold, expected_cost, roc_auc_score, sensitivity_specificity
+from lepton_lib.foundations.curves import cost_optimal_threshold, expected_cost, roc_auc_score, sensitivity_specificity
+from lepton_lib.foundations.metrics import accuracy
 
-__all__ = ["tabular_models", "credit_experiment", "sensitivity_threshold", "diagnosis_experiment",
+__all__ = ["tabular_models", "tabular_runs", "credit_experiment", "sensitivity_threshold", "diagnosis_experiment",
            "recommendation_experiment", "sentiment_experiment"]
 
 
@@ -47,32 +50,48 @@ def _out_of_fold(model: Pipeline, X: np.ndarray, y: np.ndarray, seed: int) -> np
     return cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1]
 
 
+def tabular_runs(data, seed: int, test_size: float,
+                 choose_threshold: Callable[[np.ndarray, np.ndarray], float]) -> tuple[np.ndarray, dict]:
+    """The shared part of the tabular cases: a stratified split of ``data`` (``.X``, ``.y``), then per
+    model of :func:`tabular_models` a threshold ``choose_threshold(y, p)`` chosen on out-of-fold
+    training predictions, the test probabilities ``prob`` and the test AUC, accuracy and Brier score.
+
+    Returns ``(test_index, {model name: (scores, threshold, prob)})``.
+    """
+    indices = np.arange(len(data.y))
+    train, test = train_test_split(indices, test_size=test_size, stratify=data.y, random_state=seed)
+    y = data.y[test]
+    runs = {}
+    for name, model in tabular_models(seed).items():
+        oof = _out_of_fold(model, data.X[train], data.y[train], seed)
+        threshold = choose_threshold(data.y[train], oof)
+        prob = model.fit(data.X[train], data.y[train]).predict_proba(data.X[test])[:, 1]
+        scores = {"auc": roc_auc_score(y, prob), "accuracy": accuracy(y, prob >= 0.5), "brier": brier_score(y, prob)}
+        runs[name] = (scores, threshold, prob)
+    return test, runs
+
+
 def credit_experiment(seed: int, test_size: float = 0.3) -> dict:
     """German credit: per model, test AUC, accuracy, Brier score and mean cost at three thresholds."""
     from lepton_lib.data.tabular import load_german_credit
 
     data = load_german_credit()
-    indices = np.arange(len(data.y))
-    train, test = train_test_split(indices, test_size=test_size, stratify=data.y, random_state=seed)
+    costs = data.cost_matrix
+    test, runs = tabular_runs(data, seed, test_size, lambda y, p: cost_optimal_threshold(y, p, costs)[0])
+    y = data.y[test]
     results: dict = {"seed": seed, "test_index": test, "models": {}}
-    for name, model in tabular_models(seed).items():
-        oof = _out_of_fold(model, data.X[train], data.y[train], seed)
-        threshold, _ = cost_optimal_threshold(data.y[train], oof, data.cost_matrix)
-        prob = model.fit(data.X[train], data.y[train]).predict_proba(data.X[test])[:, 1]
-        y = data.y[test]
+    for name, (scores, threshold, prob) in runs.items():
         results["models"][name] = {
-            "auc": roc_auc_score(y, prob), "accuracy": accuracy(y, prob >= 0.5), "brier": brier_score(y, prob),
-            "threshold": threshold,
-            "cost_at_half": expected_cost(y, (prob >= 0.5).astype(int), data.cost_matrix),
-            "cost_at_threshold": expected_cost(y, (prob >= threshold).astype(int), data.cost_matrix),
+            **scores, "threshold": threshold,
+            "cost_at_half": expected_cost(y, (prob >= 0.5).astype(int), costs),
+            "cost_at_threshold": expected_cost(y, (prob >= threshold).astype(int), costs),
             # With calibrated P(bad) = p, rejecting costs (1 - p) * 1 and accepting p * 5: reject when p > 1/6.
-            "cost_at_bayes": expected_cost(y, (prob > 1 / 6).astype(int), data.cost_matrix),
+            "cost_at_bayes": expected_cost(y, (prob > 1 / 6).astype(int), costs),
             "accuracy_at_threshold": accuracy(y, prob >= threshold),
             "prob": prob,
         }
-    y = data.y[test]
-    results["cost_accept_all"] = expected_cost(y, np.zeros_like(y), data.cost_matrix)
-    results["cost_reject_all"] = expected_cost(y, np.ones_like(y), data.cost_matrix)
+    results["cost_accept_all"] = expected_cost(y, np.zeros_like(y), costs)
+    results["cost_reject_all"] = expected_cost(y, np.ones_like(y), costs)
     return results
 
 
@@ -89,20 +108,15 @@ def diagnosis_experiment(seed: int, test_size: float = 0.3, target_sensitivity: 
     from lepton_lib.data.tabular import load_breast_cancer
 
     data = load_breast_cancer()
-    indices = np.arange(len(data.y))
-    train, test = train_test_split(indices, test_size=test_size, stratify=data.y, random_state=seed)
+    test, runs = tabular_runs(data, seed, test_size, lambda y, p: sensitivity_threshold(y, p, target_sensitivity))
+    y = data.y[test]
     results: dict = {"seed": seed, "test_index": test, "models": {}}
-    for name, model in tabular_models(seed).items():
-        oof = _out_of_fold(model, data.X[train], data.y[train], seed)
-        threshold = sensitivity_threshold(data.y[train], oof, target_sensitivity)
-        prob = model.fit(data.X[train], data.y[train]).predict_proba(data.X[test])[:, 1]
-        y = data.y[test]
+    for name, (scores, threshold, prob) in runs.items():
         results["models"][name] = {
-            "auc": roc_auc_score(y, prob), "accuracy": accuracy(y, prob >= 0.5), "brier": brier_score(y, prob),
-            "sens_spec_at_half": sensitivity_specificity(y, prob, 0.5), "threshold": threshold,
+            **scores, "sens_spec_at_half": sensitivity_specificity(y, prob, 0.5), "threshold": threshold,
             "sens_spec_at_threshold": sensitivity_specificity(y, prob, threshold), "prob": prob,
         }
-    results["majority_accuracy"] = accuracy(data.y[test], np.zeros_like(data.y[test]))
+    results["majority_accuracy"] = accuracy(y, np.zeros_like(y))
     return results
 
 

@@ -1,5 +1,5 @@
-"""What every chapter uses: devices and seeds, argument checks, the plot style and diagrams, and the glue
-between computed numbers and the book's prose.
+"""What every chapter uses: argument checks, devices and seeds, atomic files and checksums, the provenance of
+stored results, the plot style and diagrams, and the glue between computed numbers and the prose.
 """
 from lepton_lib.core import checks, files, glue, plotting, records, runtime
 

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from lepton_lib.core.checks import check_positive_int
+
 __all__ = ["get_device", "set_seed", "make_reproducible", "distributed_rank_and_world"]
 
 
@@ -44,8 +46,7 @@ def make_reproducible(seed: int = 0, threads: int = 2, precision: int = 4) -> No
     parallel float reduction depends on it, and so do the last digits of a sum)
     and rounds printed tensors and arrays to ``precision`` decimals.
     """
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    check_positive_int("threads", threads)
     set_seed(seed)
     torch.set_num_threads(threads)
     torch.set_printoptions(precision=precision, sci_mode=False)

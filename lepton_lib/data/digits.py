@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from lepton_lib.core.checks import check_non_negative_int
+
 __all__ = ["DigitsSplit", "load_digits_split"]
 
 MAX_PIXEL = 16.0  # every pixel counts the "on" pixels of a 4×4 block: 0..16
@@ -78,8 +80,7 @@ def load_digits_split(
     if test_fraction + val_fraction >= 1:
         raise ValueError(f"test_fraction + val_fraction must be < 1 to leave training data, "
                          f"got {test_fraction} + {val_fraction}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_non_negative_int("seed", seed)
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

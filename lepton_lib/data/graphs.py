@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lepton_lib.gnn.graph_ops import coalesce, remove_self_loops, to_undirected
 from .download import DataError, DataUnavailableError, fetch
+from .edges import coalesce, remove_self_loops, to_undirected
 
 __all__ = ["GraphData", "RestrictedUnpickler", "safe_unpickle", "load_planetoid", "load_karate_club"]
 

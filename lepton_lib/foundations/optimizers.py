@@ -8,26 +8,26 @@ Not supported (speed, not mathematics): ``foreach``, ``fused``, ``capturable``, 
 tensor learning rates, sparse and complex gradients.
 
 Also here, for the optimization chapter: ``minibatches`` (batch, stochastic and mini-batch index
-streams) and 2-D loss surfaces with ``optimize_2d`` to trace an optimizer's path on them.
+streams). The 2-D loss surfaces that trace an optimizer's path are in
+:mod:`lepton_lib.foundations.surfaces`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "minibatches", "Surface2D", "SURFACES", "OPTIMIZER_NAMES",
-           "make_optimizer", "optimize_2d"]
+from lepton_lib.core.checks import check_int_in_range, check_non_negative_number, check_positive_int
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "OPTIMIZER_NAMES", "make_optimizer", "minibatches"]
 
 
 # --------------------------------------------------------------------------- checks
-def _check_at_least_zero(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def _check_non_negative(**values: float) -> None:
+    """Each hyper-parameter (a rate, a decay, an epsilon) must be a finite number >= 0."""
+    for name, value in values.items():
+        check_non_negative_number(name, value)
 
 
 def _check_in_unit_interval(name: str, value: object) -> float:
@@ -94,10 +94,7 @@ class SGD(_HandWrittenOptimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_at_least_zero("lr", lr)
-        _check_at_least_zero("momentum", momentum)
-        _check_at_least_zero("dampening", dampening)
-        _check_at_least_zero("weight_decay", weight_decay)
+        _check_non_negative(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
                 f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
@@ -148,11 +145,8 @@ class RMSprop(_HandWrittenOptimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_at_least_zero("lr", lr)
+        _check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay, momentum=momentum)
         _check_in_unit_interval("alpha", alpha)
-        _check_at_least_zero("eps", eps)
-        _check_at_least_zero("weight_decay", weight_decay)
-        _check_at_least_zero("momentum", momentum)
         defaults = dict(
             lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize
         )
@@ -219,13 +213,11 @@ class Adam(_HandWrittenOptimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        _check_at_least_zero("lr", lr)
+        _check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         _check_in_unit_interval("betas[0]", betas[0])
         _check_in_unit_interval("betas[1]", betas[1])
-        _check_at_least_zero("eps", eps)
-        _check_at_least_zero("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
@@ -284,89 +276,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
-# --------------------------------------------------------------------------- mini-batches
-def minibatches(
-    n: int,
-    batch_size: int,
-    shuffle: bool = True,
-    generator: torch.Generator | None = None,
-    drop_last: bool = False,
-) -> Iterator[Tensor]:
-    """Return an iterator over one epoch's example indices, ``batch_size`` at a time.
-
-    ``batch_size=n`` is batch gradient descent (one step per epoch), ``batch_size=1`` stochastic
-    gradient descent (n steps), anything between mini-batch gradient descent. Each index in
-    ``range(n)`` appears exactly once; the last batch holds the ``n % batch_size`` leftovers unless
-    ``drop_last=True``. With ``shuffle=True`` the order is a permutation drawn from ``generator``
-    (at call time). Arguments are checked at call time too, not at the first ``next``.
-
-    Yields int64 tensors of shape ``(batch_size,)`` (the last may be shorter).
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an int in [1, n={n}], got {batch_size!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    return (order[start : min(start + batch_size, stop)] for start in range(0, stop, batch_size))
-
-
-# --------------------------------------------------------------------------- 2-D surfaces
-@dataclass(frozen=True)
-class Surface2D:
-    """A 2-D loss surface: ``fn`` maps points ``(..., 2)`` to losses ``(...)``; ``minimum`` is the
-    global minimiser, ``start`` a default starting point, ``xlim``/``ylim`` a plotting window."""
-
-    name: str
-    fn: Callable[[Tensor], Tensor]
-    minimum: tuple[float, float]
-    start: tuple[float, float]
-    xlim: tuple[float, float]
-    ylim: tuple[float, float]
-
-    def __call__(self, xy: Tensor) -> Tensor:
-        if not isinstance(xy, Tensor) or xy.dim() < 1 or xy.shape[-1] != 2:
-            shape = tuple(xy.shape) if isinstance(xy, Tensor) else type(xy).__name__
-            raise ValueError(f"xy must be a tensor of shape (..., 2), got {shape}")
-        return self.fn(xy)
-
-    def grid(self, resolution: int = 200) -> tuple[Tensor, Tensor, Tensor]:
-        """Return ``(X, Y, Z)``, each of shape ``(resolution, resolution)``, for ``plt.contour``."""
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-            raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-        xs = torch.linspace(*self.xlim, resolution, dtype=torch.float64)
-        ys = torch.linspace(*self.ylim, resolution, dtype=torch.float64)
-        X, Y = torch.meshgrid(xs, ys, indexing="xy")
-        return X, Y, self(torch.stack([X, Y], dim=-1))
-
-
-def _quadratic(xy: Tensor) -> Tensor:
-    # Curvatures 1 and 20: the condition number is 20, so plain gradient
-    # descent zig-zags along y while it crawls along x.
-    x, y = xy[..., 0], xy[..., 1]
-    return 0.5 * (x**2 + 20.0 * y**2)
-
-
-def _rosenbrock(xy: Tensor) -> Tensor:
-    # A curved, flat-bottomed valley; the minimum (1, 1) is easy to reach and hard to walk along to.
-    x, y = xy[..., 0], xy[..., 1]
-    return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2
-
-
-def _beale(xy: Tensor) -> Tensor:
-    # Flat plateaus and steep walls: gradients span many orders of magnitude.
-    x, y = xy[..., 0], xy[..., 1]
-    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-
-
-SURFACES: dict[str, Surface2D] = {
-    "quadratic": Surface2D("quadratic", _quadratic, (0.0, 0.0), (-4.5, 1.5), (-5.0, 5.0), (-2.0, 2.0)),
-    "rosenbrock": Surface2D("rosenbrock", _rosenbrock, (1.0, 1.0), (-1.5, 2.0), (-2.0, 2.0), (-1.0, 3.0)),
-    "beale": Surface2D("beale", _beale, (3.0, 0.5), (0.7, 1.4), (-1.0, 4.5), (-1.5, 2.0)),
-}
-
+# --------------------------------------------------------------------------- by name
 # Names understood by make_optimizer / optimize_2d.
 OPTIMIZER_NAMES = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
 
@@ -394,39 +304,28 @@ def make_optimizer(
     return cls(params, lr=lr, betas=betas, **kwargs)  # type: ignore[arg-type]
 
 
-def optimize_2d(
-    surface: Surface2D | str,
-    start: tuple[float, float] | None,
-    optimizer_name: str,
-    lr: float,
-    steps: int,
-    momentum: float | None = None,
-    **kwargs: object,
-) -> Tensor:
-    """Run ``steps`` updates of an optimizer on a 2-D surface and return its path.
+# --------------------------------------------------------------------------- mini-batches
+def minibatches(
+    n: int,
+    batch_size: int,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Tensor]:
+    """Return an iterator over one epoch's example indices, ``batch_size`` at a time.
 
-    ``surface`` is a :class:`Surface2D` or a key of ``SURFACES``; ``start=None`` uses
-    ``surface.start``; ``optimizer_name``, ``lr``, ``momentum`` and ``kwargs`` go to
-    :func:`make_optimizer`. Returns a float64 tensor of shape ``(steps + 1, 2)``: the start, then
-    the point after each update. A diverging run is kept whole (later rows may be inf or nan).
+    ``batch_size=n`` is batch gradient descent (one step per epoch), ``batch_size=1`` stochastic
+    gradient descent (n steps), anything between mini-batch gradient descent. Each index in
+    ``range(n)`` appears exactly once; the last batch holds the ``n % batch_size`` leftovers unless
+    ``drop_last=True``. With ``shuffle=True`` the order is a permutation drawn from ``generator``
+    (at call time). Arguments are checked at call time too, not at the first ``next``.
+
+    Yields int64 tensors of shape ``(batch_size,)`` (the last may be shorter).
     """
-    if isinstance(surface, str):
-        if surface not in SURFACES:
-            raise ValueError(f"surface must be a Surface2D or one of {sorted(SURFACES)}, got {surface!r}")
-        surface = SURFACES[surface]
-    if not isinstance(surface, Surface2D):
-        raise ValueError(f"surface must be a Surface2D or one of {sorted(SURFACES)}, got {type(surface).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    start = surface.start if start is None else start
-    if len(start) != 2:
-        raise ValueError(f"start must be a point (x, y), got {start!r}")
-    point = torch.tensor([float(start[0]), float(start[1])], dtype=torch.float64, requires_grad=True)
-    optimizer = make_optimizer(optimizer_name, [point], lr=lr, momentum=momentum, **kwargs)
-    path = [point.detach().clone()]
-    for _ in range(steps):
-        optimizer.zero_grad()
-        surface(point).backward()
-        optimizer.step()
-        path.append(point.detach().clone())
-    return torch.stack(path)
+    check_positive_int("n", n)
+    check_int_in_range("batch_size", batch_size, 1, n, high_means="n")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    return (order[start : min(start + batch_size, stop)] for start in range(0, stop, batch_size))

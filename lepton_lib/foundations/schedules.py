@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from lepton_lib.core.checks import check_non_negative_int
+
 __all__ = ["LinearWarmupDecay", "linear_warmup_decay_scheduler"]
 
 
@@ -20,9 +22,8 @@ class LinearWarmupDecay:
     """
 
     def __init__(self, warmup_steps: int, total_steps: int) -> None:
-        for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        check_non_negative_int("warmup_steps", warmup_steps)
+        check_non_negative_int("total_steps", total_steps)
         if total_steps < 1 or warmup_steps > total_steps:
             raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, "
                              f"got warmup_steps={warmup_steps}, total_steps={total_steps}")

@@ -13,30 +13,37 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, Literal, NamedTuple
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["History", "Evaluation", "predicted_labels", "train_one_epoch", "evaluate", "predict", "fit"]
+from lepton_lib.core.checks import check_positive_int
+
+__all__ = ["History", "Evaluation", "MONITORS", "predicted_labels", "train_one_epoch", "evaluate", "predict", "fit"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Penalty = Callable[[nn.Module], torch.Tensor]
+MONITORS = ("val_loss", "val_accuracy")
 
 
 @dataclass
 class History:
     """What :func:`fit` measured, one entry per completed epoch.
 
-    ``train_loss`` is the mean loss over the epoch's batches while the weights were changing;
-    ``val_loss`` and ``val_accuracy`` are measured after the epoch (empty without a
-    validation loader). ``best_epoch`` indexes the lists (0-based) at the lowest ``val_loss``.
+    ``train_loss`` is the mean loss over the epoch's batches while the weights were changing
+    (penalty included); ``val_loss`` and ``val_accuracy`` are measured after the epoch (empty
+    without a validation loader), and so is ``train_eval_loss``, the loss on ``train_eval_loader``
+    in eval mode (empty without one). ``best_epoch`` indexes the lists (0-based) at the best
+    value of the monitored metric: the lowest ``val_loss`` unless told otherwise.
     """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    train_eval_loss: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
 
@@ -158,32 +165,46 @@ def fit(
     device: torch.device | str | None = None,
     early_stopping_patience: int | None = None,
     progress: bool = True,
+    *,
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss",
+    penalty: Penalty | None = None,
+    train_eval_loader: Iterable[Batch] | None = None,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
 
-    After each epoch the model is evaluated on ``val_loader``. With
-    ``early_stopping_patience=p``, training stops once ``p`` epochs in a row have not lowered
-    the validation loss, and the weights of the best epoch are copied back into ``model``
-    (also when all epochs ran), so the returned model is the one the history calls best.
-    ``device=None`` keeps the model where it is; otherwise the model is moved there first.
+    After each epoch the model is evaluated on ``val_loader`` (and on ``train_eval_loader``,
+    if given, for the training loss the final weights of the epoch reach, dropout off). With
+    ``early_stopping_patience=p``, training stops once ``p`` epochs in a row have not improved
+    the ``monitor`` metric (lowered ``"val_loss"`` or raised ``"val_accuracy"``), and the
+    weights of the best epoch are copied back into ``model`` (also when all epochs ran), so
+    the returned model is the one the history calls best. ``penalty(model)``, if given, is added
+    to every training batch's loss (an L1 penalty on the weights, say): it is minimised and
+    counted in ``train_loss``, never in an evaluation. ``device=None`` keeps the model where it
+    is; otherwise the model is moved there first.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if early_stopping_patience is not None:
-        if isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int) \
-                or early_stopping_patience < 1:
-            raise ValueError(f"early_stopping_patience must be a positive int or None, got {early_stopping_patience!r}")
+    check_positive_int("epochs", epochs)
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {MONITORS}, got {monitor!r}")
+    if check_positive_int("early_stopping_patience", early_stopping_patience, allow_none=True) is not None:
         if val_loader is None:
             raise ValueError("early_stopping_patience needs a val_loader to watch; got val_loader=None")
     if device is not None:
         model.to(device)
     device = _model_device(model)
 
+    train_loss_fn = loss_fn
+    if penalty is not None:
+        def train_loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return loss_fn(logits, labels) + penalty(model)
+
     history = History()
-    best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    # The monitored score is minimised: the loss itself, or minus the accuracy (negation is exact).
+    best_score, best_state, epochs_without_improvement = float("inf"), None, 0
     bar = tqdm(range(epochs), desc="epochs", disable=not progress)
     for epoch in bar:
-        history.train_loss.append(train_one_epoch(model, train_loader, optimizer, loss_fn, device))
+        history.train_loss.append(train_one_epoch(model, train_loader, optimizer, train_loss_fn, device))
+        if train_eval_loader is not None:
+            history.train_eval_loss.append(evaluate(model, train_eval_loader, loss_fn, device).loss)
         if val_loader is None:
             bar.set_postfix(train_loss=f"{history.train_loss[-1]:.4f}")
             continue
@@ -192,8 +213,9 @@ def fit(
         history.val_accuracy.append(val.accuracy)
         bar.set_postfix(train_loss=f"{history.train_loss[-1]:.4f}", val_loss=f"{val.loss:.4f}",
                         val_acc=f"{val.accuracy:.4f}")
-        if val.loss < best_loss:
-            best_loss, history.best_epoch, epochs_without_improvement = val.loss, epoch, 0
+        score = val.loss if monitor == "val_loss" else -val.accuracy
+        if score < best_score:
+            best_score, history.best_epoch, epochs_without_improvement = score, epoch, 0
             if early_stopping_patience is not None:  # a copy, not a view: training goes on changing the weights
                 best_state = copy.deepcopy(model.state_dict())
         else:

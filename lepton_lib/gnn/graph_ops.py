@@ -2,67 +2,38 @@
 
 A graph with N nodes and E directed edges is stored as ``edge_index``, an int64 tensor of
 shape (2, E): column ``k`` is the edge ``edge_index[0, k] -> edge_index[1, k]`` (source ->
-target). An undirected graph stores each edge twice, once per direction. Messages flow from
+target); :mod:`lepton_lib.data.edges` checks and cleans such edge lists. Messages flow from
 source to target, so "the neighbourhood of node i" always means the sources of the edges whose
 target is i, and every reduction below (sum, max, softmax) runs over each TARGET node's
 incoming edges. This is PyTorch Geometric's convention ("source_to_target"); everything here
 is plain PyTorch (``index_add_`` / ``scatter_reduce_``), with no compiled extension. The module
 also holds what the layers share about node features: input checks, and sparse storage with
-dropout for bag-of-words features; and the neighbour sampler used for mini-batch training.
+dropout for bag-of-words features. The neighbour sampler is in :mod:`lepton_lib.gnn.sampling`.
 
 Shapes: N nodes, E edges, H attention heads, F features.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from lepton_lib.core.checks import check_tensor
+from lepton_lib.data.edges import add_self_loops, check_edge_index, remove_self_loops
 
 __all__ = [
-    "check_edge_index",
     "check_node_features",
     "sparse_features",
     "dropout_features",
     "degree",
-    "remove_self_loops",
-    "add_self_loops",
-    "coalesce",
-    "to_undirected",
     "gcn_norm",
     "gcn_propagation_matrix",
     "scatter_sum",
     "scatter_softmax",
     "to_dense_adjacency",
     "dense_laplacian",
-    "sample_neighbors",
-    "Subgraph",
-    "sample_subgraph",
 ]
-
-
-def check_edge_index(edge_index: object, num_nodes: int, name: str = "edge_index") -> torch.Tensor:
-    """Check that ``edge_index`` is an int64 (2, E) tensor whose ids lie in ``[0, num_nodes)``."""
-    check_tensor(name, edge_index, shape=(2, None), dtype=torch.int64)
-    assert isinstance(edge_index, torch.Tensor)
-    if edge_index.numel() > 0:
-        low, high = int(edge_index.min()), int(edge_index.max())
-        if low < 0 or high >= num_nodes:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"{name} contains node id {bad}, but the graph has {num_nodes} nodes "
-                f"(ids must lie in [0, {num_nodes - 1}]); do x and {name} describe the same graph?"
-            )
-    return edge_index
-
-
-def _check_num_nodes(num_nodes: object) -> int:
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
-    return num_nodes
 
 
 def check_node_features(x: object, in_features: int | None = None, name: str = "x") -> torch.Tensor:
@@ -108,35 +79,6 @@ def degree(index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float
     """How often each node id occurs in ``index`` (E,): pass ``edge_index[1]`` for in-degrees. (N,)"""
     ones = torch.ones(index.numel(), dtype=dtype, device=index.device)
     return torch.zeros(num_nodes, dtype=dtype, device=index.device).index_add_(0, index, ones)
-
-
-def remove_self_loops(edge_index: torch.Tensor) -> torch.Tensor:
-    """Drop every edge i -> i. (2, E) -> (2, E')"""
-    return edge_index[:, edge_index[0] != edge_index[1]]
-
-
-def add_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Append one edge i -> i for every node, after the existing edges. (2, E) -> (2, E + N)
-
-    Existing self-loops are kept, so call :func:`remove_self_loops` first for exactly one loop
-    per node (what GCN's A + I and GAT's "i attends to itself" both mean).
-    """
-    loops = torch.arange(num_nodes, dtype=edge_index.dtype, device=edge_index.device)
-    return torch.cat([edge_index, loops.unsqueeze(0).repeat(2, 1)], dim=1)
-
-
-def coalesce(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Remove duplicate edges and sort by target, then source (PyG's order). (2, E) -> (2, E')"""
-    _check_num_nodes(num_nodes)
-    check_edge_index(edge_index, num_nodes)  # an id outside [0, N) would merge with another edge's key
-    key = torch.unique(edge_index[1] * num_nodes + edge_index[0])  # unique() also sorts
-    return torch.stack([key % num_nodes, key // num_nodes])
-
-
-def to_undirected(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Both directions of every edge, without duplicates, sorted as :func:`coalesce`."""
-    check_edge_index(edge_index, num_nodes)
-    return coalesce(torch.cat([edge_index, edge_index.flip(0)], dim=1), num_nodes)
 
 
 def gcn_norm(edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32,
@@ -214,81 +156,3 @@ def dense_laplacian(edge_index: torch.Tensor, num_nodes: int, normalized: bool =
         return torch.diag(deg) - adjacency
     inv_sqrt = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
     return torch.eye(num_nodes) - inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
-
-
-def sample_neighbors(edge_index: torch.Tensor, nodes: torch.Tensor, fanout: int,
-                     generator: torch.Generator | None = None, num_nodes: int | None = None) -> torch.Tensor:
-    """For each node in ``nodes`` (B,), keep at most ``fanout`` incoming edges, drawn uniformly.
-
-    Sampling is without replacement: a node with ``deg <= fanout`` keeps all its edges, a node
-    with more keeps a uniformly random subset of size ``fanout`` (GraphSAGE's sampler,
-    Hamilton et al. 2017). Returns the kept edges, (2, E'), with global node ids. Each
-    candidate edge draws a random key and the ``fanout`` smallest keys per node win, so the
-    whole batch is sampled with one sort instead of a Python loop.
-    """
-    if num_nodes is None:
-        check_tensor("edge_index", edge_index, shape=(2, None), dtype=torch.int64)
-        if edge_index.numel() == 0:
-            raise ValueError("num_nodes must be given when edge_index has no edges (it cannot be inferred)")
-        num_nodes = int(edge_index.max()) + 1
-    check_edge_index(edge_index, num_nodes)
-    check_tensor("nodes", nodes, shape=(None,), dtype=torch.int64)
-    if isinstance(fanout, bool) or not isinstance(fanout, int) or fanout < 1:
-        raise ValueError(f"fanout must be a positive int, got {fanout!r}")
-    if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= num_nodes):
-        raise ValueError(f"nodes must lie in [0, {num_nodes - 1}], got ids in "
-                         f"[{int(nodes.min())}, {int(nodes.max())}]")
-    # Group edges by target (a CSR view): edges into node t are order[ptr[t]:ptr[t + 1]].
-    order = torch.argsort(edge_index[1], stable=True)
-    ptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
-    ptr[1:] = torch.cumsum(degree(edge_index[1], num_nodes, dtype=torch.int64), 0)
-    counts = ptr[nodes + 1] - ptr[nodes]  # (B,) in-degree of each requested node
-    owner = torch.repeat_interleave(torch.arange(nodes.numel()), counts)  # candidate -> batch slot
-    first = torch.repeat_interleave(ptr[nodes], counts)
-    offset = torch.arange(owner.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    candidates = order[first + offset]  # (sum of degrees,) edge ids
-    keys = torch.rand(candidates.numel(), generator=generator, dtype=torch.float64)  # in [0, 1)
-    ranked = torch.argsort(owner + keys)  # grouped by batch slot (as owner is), random inside
-    return edge_index[:, candidates[ranked[offset < fanout]]]  # offset = rank inside the group
-
-
-@dataclass(frozen=True)
-class Subgraph:
-    """A sampled computation graph: ``node_ids`` (n,) global ids with the ``num_seeds`` seed
-    nodes first, and ``edge_index`` (2, e) in local ids (positions in ``node_ids``)."""
-
-    node_ids: torch.Tensor
-    edge_index: torch.Tensor
-    num_seeds: int
-
-
-def sample_subgraph(edge_index: torch.Tensor, seeds: torch.Tensor, fanouts: list[int], num_nodes: int,
-                    generator: torch.Generator | None = None) -> Subgraph:
-    """Sample ``len(fanouts)`` hops of incoming neighbours around ``seeds``, as PyG's NeighborLoader.
-
-    Hop 1 samples up to ``fanouts[0]`` edges into each seed, hop 2 up to ``fanouts[1]`` edges
-    into each node first reached at hop 1, and so on. An L-layer GNN run on the returned
-    subgraph computes every seed's output from at most ``prod(fanouts)`` leaves, whatever the
-    size of the full graph: this is what makes mini-batch training scale.
-    """
-    check_tensor("seeds", seeds, shape=(None,), dtype=torch.int64)
-    if not fanouts:
-        raise ValueError("fanouts must list at least one hop, got []")
-    _check_num_nodes(num_nodes)
-    if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= num_nodes):
-        raise ValueError(f"seeds must lie in [0, {num_nodes - 1}], got ids in [{int(seeds.min())}, {int(seeds.max())}]")
-    unique, counts = torch.unique(seeds, return_counts=True)
-    if bool((counts > 1).any()):  # a repeated seed would get one local id and leave a row unmapped
-        raise ValueError(f"seeds must not repeat a node, got {int(unique[counts > 1][0])} twice or more")
-    local = torch.full((num_nodes,), -1, dtype=torch.int64)  # global id -> local id
-    local[seeds] = torch.arange(seeds.numel())
-    node_ids, frontier, edges = [seeds], seeds, []
-    for fanout in fanouts:
-        sampled = sample_neighbors(edge_index, frontier, fanout, generator, num_nodes)
-        edges.append(sampled)
-        new = torch.unique(sampled[0][local[sampled[0]] < 0])
-        local[new] = torch.arange(new.numel()) + sum(ids.numel() for ids in node_ids)
-        node_ids.append(new)
-        frontier = new
-    sub_edges = torch.cat(edges, dim=1)
-    return Subgraph(torch.cat(node_ids), local[sub_edges], seeds.numel())

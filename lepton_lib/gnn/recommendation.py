@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lepton_lib.core.checks import check_int_in_range, check_non_negative_int, check_tensor
 from lepton_lib.gnn.graph_ops import gcn_norm
-from lepton_lib.core.checks import check_tensor
 
 __all__ = ["Interactions", "split_interactions", "Popularity", "MatrixFactorization", "LightGCN", "train_bpr",
            "top_k_items", "recall_at_k", "ndcg_at_k"]
@@ -138,8 +138,7 @@ class LightGCN(MatrixFactorization):
 
     def __init__(self, train: Interactions, dim: int = 64, num_layers: int = 3) -> None:
         super().__init__(train.num_users, train.num_items, dim)
-        if num_layers < 0:
-            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        check_non_negative_int("num_layers", num_layers)
         self.num_layers = num_layers
         self.num_users = train.num_users
         self.register_buffer("propagation", bipartite_propagation_matrix(train))
@@ -189,8 +188,7 @@ def train_bpr(model: MatrixFactorization, train: Interactions, epochs: int = 50,
 def top_k_items(scores: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
     """Indices (U, k) of each row's ``k`` highest scores, skipping items where ``exclude`` (U, I) is True."""
     check_tensor("scores", scores, shape=("U", "I"))
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= scores.shape[1]:
-        raise ValueError(f"k must be an int in [1, {scores.shape[1]}] (the number of items), got {k!r}")
+    check_int_in_range("k", k, 1, scores.shape[1], high_means="the number of items")
     if exclude is not None:
         check_tensor("exclude", exclude, shape=tuple(scores.shape), dtype=torch.bool)
         scores = scores.masked_fill(exclude, -math.inf)

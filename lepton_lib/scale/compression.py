@@ -16,6 +16,8 @@ Three ways to make a trained network cheaper to keep and to run:
   with sparse kernels.
 * **Knowledge distillation** (``distillation_loss``, Hinton et al. 2015, arXiv:1503.02531) trains a
   small student on a large teacher's temperature-softened output distribution as well as on the labels.
+
+The chapter's experiment (fine-tune MiniLM, compress it, distil it) is ``lepton_lib.scale.compression_recipe``.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import prune
+
+from lepton_lib.bert.fine_tuning import train_on_batches
 
 __all__ = [
     "quantize_linear_int8",
@@ -194,6 +198,7 @@ def train_student(student: nn.Module, tokenizer, texts: list[str], labels: list[
 
     Without teacher logits the loss is the cross-entropy; with them it is ``distillation_loss``. The
     examples are reshuffled every epoch by a generator seeded with ``seed``; dropout is seeded too.
+    No warm-up, decay or clipping: the plain loop of ``lepton_lib.bert.fine_tuning.train_on_batches``.
     Returns the loss of every step.
     """
     if len(texts) != len(labels):
@@ -204,128 +209,20 @@ def train_student(student: nn.Module, tokenizer, texts: list[str], labels: list[
     generator = torch.Generator().manual_seed(seed)
     targets = torch.tensor(labels)
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr)
+    if teacher_logits is None:
+        loss_fn = F.cross_entropy
+    else:  # the targets of a batch are (labels, teacher logits)
+        def loss_fn(logits: Tensor, batch_targets: tuple[Tensor, Tensor]) -> Tensor:
+            return distillation_loss(logits, batch_targets[1], batch_targets[0], temperature, alpha)
     student.train()
     losses = []
     for _ in range(epochs):
         order = torch.randperm(len(texts), generator=generator)
+        batches = []
         for start in range(0, len(texts), batch_size):
             chunk = order[start : start + batch_size]
             inputs = tokenizer.encode_batch([texts[i] for i in chunk], max_length=max_length, truncation=True)
-            logits = student(**inputs)
-            if teacher_logits is None:
-                loss = F.cross_entropy(logits, targets[chunk])
-            else:
-                loss = distillation_loss(logits, teacher_logits[chunk], targets[chunk], temperature, alpha)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            batch_targets = targets[chunk] if teacher_logits is None else (targets[chunk], teacher_logits[chunk])
+            batches.append((inputs, batch_targets))
+        losses += train_on_batches(student, optimizer, batches, loss_fn)
     return losses
-
-
-# --------------------------------------------------------------------------- #
-# The book's experiment: python -m lepton_lib.scale.compression --out ...               #
-# --------------------------------------------------------------------------- #
-def _median_ms(fn, repeats: int = 3) -> float:
-    import statistics
-    import time
-
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Fine-tune MiniLM on SST-2, compress it (int8, pruning) and distil it into BERT-tiny; write JSON."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, count_parameters
-    from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, load_task
-    from lepton_lib.core.records import command_line, provenance
-
-    p = argparse.ArgumentParser(prog="python -m lepton_lib.scale.compression", description=main.__doc__)
-    p.add_argument("--train-size", type=int, default=2000, help="labelled SST-2 sentences")
-    p.add_argument("--transfer-size", type=int, default=8000, help="sentences the teacher labels for distillation")
-    p.add_argument("--teacher-epochs", type=int, default=2)
-    p.add_argument("--student-epochs", type=int, default=5)
-    p.add_argument("--max-length", type=int, default=48)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--dev-size", type=int, default=None,
-                   help="evaluate on this many SST-2 dev sentences only (quick checks; default: all 872)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per latency (median, after one warm-up)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--teacher-cache", default=None, help="save the fine-tuned teacher here, or load it if present")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    length = args.max_length
-    transfer, dev = load_task("sst2", args.transfer_size, seed=0, dev_size=args.dev_size)
-    train = transfer.subset(args.train_size, seed=0)  # the labelled part of the transfer set
-    dev_labels = torch.tensor(dev.labels)
-
-    def accuracy(model: nn.Module) -> float:
-        return (predict_logits(model, tokenizer, dev.texts, max_length=length).argmax(-1) == dev_labels).float().mean().item()
-
-    teacher, tokenizer = build_classifier("minilm", seed=0)
-    if args.teacher_cache and Path(args.teacher_cache).is_file():
-        teacher.load_state_dict(torch.load(args.teacher_cache))
-    else:
-        finetune_classifier(teacher, tokenizer, train, dev, epochs=args.teacher_epochs, lr=5e-5, max_length=length,
-                            seed=0, progress=False, evaluate_every_epoch=False)
-        if args.teacher_cache:
-            torch.save(teacher.state_dict(), args.teacher_cache)
-    teacher.eval()
-    timing_inputs = tokenizer.encode_batch(dev.texts[:32], max_length=length, truncation=True)
-    variants = {"fp32": teacher, "int8 (dynamic)": quantize_linear_int8(teacher)}
-    for amount in (0.3, 0.5, 0.7):
-        variants[f"pruned {amount:.0%} (global)"] = magnitude_prune(copy.deepcopy(teacher), amount, "global",
-                                                                   skip=["classifier"])
-    variants["pruned 50% (per layer)"] = magnitude_prune(copy.deepcopy(teacher), 0.5, "layer", skip=["classifier"])
-    table = []
-    for name, model in variants.items():
-        with torch.no_grad():
-            latency = _median_ms(lambda: model(**timing_inputs), args.repeats)
-        is_quantized = name.startswith("int8")
-        table.append({"variant": name, "dev_accuracy": accuracy(model), "state_dict_bytes": state_dict_bytes(model),
-                      "sparse_bytes": None if is_quantized else sparse_state_dict_bytes(model),
-                      "linear_sparsity": None if is_quantized else sparsity(model, skip=["classifier"]),
-                      "ms_per_batch_32": latency})
-        print(f"{name:24} accuracy {table[-1]['dev_accuracy']:.4f}  {latency:7.1f} ms", flush=True)
-
-    teacher_logits = predict_logits(teacher, tokenizer, transfer.texts, max_length=length)
-    print("teacher logits done", flush=True)
-    in_train = {text: i for i, text in enumerate(transfer.texts)}
-    train_rows = torch.tensor([in_train[t] for t in train.texts])
-    config = BertConfig.preset("tiny", vocab_size=teacher.config.vocab_size)
-    students = []
-    for seed in args.seeds:
-        setups = {"alone (labels, {n})": (train.texts, train.labels, None, 0.0),
-                  "distilled (soft + labels, {n})": (train.texts, train.labels, teacher_logits[train_rows], 0.5),
-                  "distilled (soft only, {n})": (transfer.texts, teacher_logits.argmax(-1).tolist(), teacher_logits, 1.0)}
-        for name, (texts, labels, logits, alpha) in setups.items():
-            torch.manual_seed(seed)
-            student = BertForSequenceClassification(config)
-            # The same number of optimizer steps for every student: fewer epochs on the larger set.
-            epochs = max(1, round(args.student_epochs * args.train_size / len(texts)))
-            train_student(student, tokenizer, texts, labels, logits, epochs=epochs, lr=1e-3, max_length=length,
-                          temperature=2.0, alpha=alpha, seed=seed)
-            students.append({"setup": name.format(n=len(texts)), "seed": seed, "epochs": epochs,
-                             "dev_accuracy": accuracy(student)})
-            print(f"seed {seed} {students[-1]['setup']:36} accuracy {students[-1]['dev_accuracy']:.4f}", flush=True)
-    output = {**provenance(command_line("python -m lepton_lib.scale.compression", argv)), "settings": vars(args),
-              "teacher": {"model": "all-MiniLM-L6-v2", "parameters": count_parameters(teacher)},
-              "student": {"config": "BERT-tiny (2 layers, 128 wide, 2 heads)", "parameters": count_parameters(student)},
-              "compression": table, "distillation": students}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=1))
-    return output
-
-
-if __name__ == "__main__":
-    main()

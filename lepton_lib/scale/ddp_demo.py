@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from lepton_lib.core.runtime import distributed_rank_and_world
 from lepton_lib.data.digits import load_digits_split
 
 __all__ = ["build_model", "train"]
@@ -42,16 +43,10 @@ def build_model(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def train(steps: int = 20, global_batch: int = 64, accumulation_steps: int = 1, lr: float = 0.05,
           seed: int = 0) -> tuple[nn.Module, list[float]]:
     """Train on this process's share of each global batch; return the (unwrapped) model and global losses."""
-    rank, world = _world()
+    rank, world = distributed_rank_and_world()
     if global_batch % (world * accumulation_steps):
         raise ValueError(f"global_batch ({global_batch}) must be divisible by world size ({world}) "
                          f"times accumulation_steps ({accumulation_steps})")
@@ -100,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         dist.init_process_group("gloo")
     try:
         model, losses = train(args.steps, args.global_batch, args.accumulation_steps, args.lr, args.seed)
-        rank, world = _world()
+        rank, world = distributed_rank_and_world()
         result = {"world_size": world, "accumulation_steps": args.accumulation_steps, "losses": losses,
                   "parameters": {k: v.flatten().tolist() for k, v in model.state_dict().items()}}
         if rank == 0:

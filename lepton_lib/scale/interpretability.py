@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lepton_lib.bert.tokenization import WordPieceTokenizer
-from lepton_lib.core.checks import check_tensor
+from lepton_lib.core.checks import check_positive_int, check_tensor
 
 __all__ = ["integrated_gradients", "TokenAttribution", "bert_token_attributions"]
 
@@ -69,8 +69,8 @@ def integrated_gradients(
     check_tensor("baseline", baseline, dtype=inputs.dtype)
     if baseline.shape != inputs.shape:
         raise ValueError(f"baseline must have inputs' shape {tuple(inputs.shape)}, got {tuple(baseline.shape)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_positive_int("steps", steps)
+    check_positive_int("internal_batch_size", internal_batch_size, allow_none=True)
     batch = inputs.shape[0]
     if target is not None:
         target = torch.as_tensor(target, device=inputs.device)
@@ -79,8 +79,6 @@ def integrated_gradients(
         if target.shape != (batch,) or target.is_floating_point():
             raise ValueError(f"target must be an int or an integer tensor of shape ({batch},), got {target}")
     chunk = internal_batch_size or steps * batch
-    if chunk < 1:
-        raise ValueError(f"internal_batch_size must be a positive int or None, got {internal_batch_size!r}")
 
     # Midpoint rule: alpha_k = (k + 1/2) / steps, each carrying weight 1 / steps.
     alphas = (torch.arange(steps, dtype=inputs.dtype, device=inputs.device) + 0.5) / steps

@@ -56,7 +56,7 @@ def checkpointed_logits(model: TinyTransformer, tokens: Tensor) -> Tensor:
     """
     if not isinstance(model, TinyTransformer):
         raise ValueError(f"model must be a TinyTransformer, got {type(model).__name__}")
-    x = model._embed(tokens)
+    x = model.embed(tokens)
 
     def run_layer(layer: nn.Module, h: Tensor) -> Tensor:
         return layer(h, is_causal=model.causal)

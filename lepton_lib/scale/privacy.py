@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from lepton_lib.core.checks import check_int_in_range, check_positive_int, check_positive_number
+
 __all__ = [
     "dirichlet_label_split",
     "local_sgd",
@@ -59,10 +61,8 @@ def dirichlet_label_split(labels: Tensor, num_clients: int, alpha: float, seed: 
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.dtype != torch.long:
         got = f"{tuple(labels.shape)} {labels.dtype}" if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be an int64 tensor of shape (N,), got {got}")
-    if isinstance(num_clients, bool) or not isinstance(num_clients, int) or not 1 <= num_clients <= len(labels):
-        raise ValueError(f"num_clients must be an int in [1, {len(labels)}], got {num_clients!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+    check_int_in_range("num_clients", num_clients, 1, len(labels))
+    check_positive_number("alpha", alpha)
     rng = np.random.default_rng(seed)
     y = labels.numpy()
     for _ in range(1000):
@@ -132,8 +132,7 @@ def fedavg(model: nn.Module, clients: list[tuple[Tensor, Tensor]], rounds: int, 
     if not clients:
         raise ValueError("clients must hold at least one (x, y) pair")
     for name, value in (("rounds", rounds), ("local_epochs", local_epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
     history = []
     for r in range(rounds):
         states, sizes = [], []
@@ -172,17 +171,15 @@ def per_example_gradients(model: nn.Module, x: Tensor, y: Tensor,
 
 
 def _check_number(name: str, value: object, positive: bool) -> float:
-    """``value`` as a float; it must be a finite real number, > 0 if ``positive`` else >= 0."""
+    """``value`` as a float; it must be a finite real number, > 0 if ``positive`` else >= 0.
+
+    Not :func:`lepton_lib.core.checks.check_positive_number`: this also accepts NumPy scalars, and
+    its message ("a finite number > 0") is the one the privacy tests and readers already know.
+    """
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     if not ok or not math.isfinite(value) or (value <= 0 if positive else value < 0):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
     return float(value)
-
-
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def clip_per_example(grads: dict[str, Tensor], max_norm: float) -> tuple[dict[str, Tensor], Tensor]:
@@ -211,8 +208,7 @@ def noisy_average(clipped: dict[str, Tensor], max_norm: float, noise_multiplier:
     released quantity a plain sum plus noise, which is what the accountant analyses.
     """
     _check_number("noise_multiplier", noise_multiplier, positive=False)
-    if expected_batch_size <= 0:
-        raise ValueError(f"expected_batch_size must be positive, got {expected_batch_size!r}")
+    _check_number("expected_batch_size", expected_batch_size, positive=True)
     out = {}
     for name, g in clipped.items():
         noise = torch.randn(g.shape[1:], generator=generator, dtype=g.dtype) * (noise_multiplier * max_norm)
@@ -232,9 +228,8 @@ def dp_sgd(model: nn.Module, x: Tensor, y: Tensor, epochs: int, batch_size: int,
     n = len(x)
     if len(y) != n or n == 0:
         raise ValueError(f"x and y must hold the same positive number of examples, got {len(x)} and {len(y)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
-    _check_count("epochs", epochs)  # every setting is checked before the model is touched
+    check_int_in_range("batch_size", batch_size, 1, n)
+    check_positive_int("epochs", epochs)  # every setting is checked before the model is touched
     _check_number("max_norm", max_norm, positive=True)
     _check_number("noise_multiplier", noise_multiplier, positive=False)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
@@ -266,7 +261,7 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     from opacus.accountants import RDPAccountant  # optional dependency: only this function needs it
 
     _check_number("noise_multiplier", noise_multiplier, positive=False)
-    _check_count("steps", steps)
+    check_positive_int("steps", steps)
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate!r}")
     if not 0 < delta < 1:

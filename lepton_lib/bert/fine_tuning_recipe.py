@@ -1,0 +1,87 @@
+"""The fine-tuning grid behind the book's table: every (task, starting point, seed), written to JSON.
+
+    python -m lepton_lib.bert.fine_tuning_recipe --tasks sst2 mr --pretrained ours=runs/tiny/final \\
+        --scratch runs/tiny/final --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
+
+The book's grid and the pretraining runs it needs are re-created by ``make reproduce ONLY=finetune_grid``
+(see ``tools/results.toml``). ``--dev-size`` evaluates on a seeded subset of the evaluation set, for
+quick checks only: the book's grid uses all of it. The training itself is ``lepton_lib.bert.fine_tuning``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from lepton_lib.bert.fine_tuning import DEFAULT_LR, build_classifier, finetune_classifier, load_task
+from lepton_lib.core.records import command_line, provenance
+
+__all__ = []  # a command-line module (its main), nothing to import from it
+
+COMMAND = "python -m lepton_lib.bert.fine_tuning_recipe"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Fine-tune every starting point on every task with every seed; write the runs and a summary to ``--out``."""
+    p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["sst2", "mr"], choices=["sst2", "mr"])
+    p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR",
+                   help="our pretrained models to fine-tune (Hugging Face directories with vocab.txt)")
+    p.add_argument("--scratch", default=None, metavar="DIR", help="also train this model's architecture from scratch")
+    p.add_argument("--minilm", action="store_true", help="also fine-tune the real all-MiniLM-L6-v2 weights")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--train-size", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--minilm-epochs", type=int, default=2, help="MiniLM is 25 times larger: fewer epochs")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dev-size", type=int, default=None,
+                   help="evaluate on this many sentences only (quick checks; default: the whole set)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the long run: a bad path fails now
+
+    inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
+    inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
+    inits += [("minilm", "minilm", None)] if args.minilm else []
+    if not inits:
+        raise ValueError("nothing to fine-tune: give --pretrained NAME=DIR, --scratch DIR and/or --minilm")
+    runs = []
+    for task in args.tasks:
+        for name, init, directory in inits:
+            for seed in args.seeds:
+                train, dev = load_task(task, args.train_size, seed=seed, dev_size=args.dev_size)
+                model, tokenizer = build_classifier(init, seed, directory)
+                epochs = args.minilm_epochs if init == "minilm" else args.epochs
+                result = finetune_classifier(model, tokenizer, train, dev, epochs, args.batch_size, DEFAULT_LR[init],
+                                             seed=seed, progress=False, evaluate_every_epoch=False)
+                runs.append({"task": task, "model": name, "directory": directory, "seed": seed, "epochs": epochs,
+                             "lr": DEFAULT_LR[init]} | asdict(result))
+                print(f"{task:5} {name:12} seed {seed}: accuracy {result.dev_accuracy[-1]:.4f}", flush=True)
+    summary = {}
+    for task in args.tasks:
+        for name, _, _ in inits:
+            accs = [r["dev_accuracy"][-1] for r in runs if r["task"] == task and r["model"] == name]
+            summary[f"{task}/{name}"] = {"mean": statistics.mean(accs), "n": len(accs), "min": min(accs),
+                                         "max": max(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
+    pretraining = {}  # how each pretrained model was made, from the metrics.json its run wrote
+    for name, _, directory in inits:
+        metrics = Path(directory).parent / "metrics.json" if directory else None
+        if metrics is not None and metrics.is_file():
+            made = json.loads(metrics.read_text())
+            pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
+                                 "heldout_after": made.get("heldout_after")}
+    output = {**provenance(command_line(COMMAND, argv)),
+              "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
+              "summary": summary, "runs": runs}
+    Path(args.out).write_text(json.dumps(output, indent=1))
+    return output
+
+
+if __name__ == "__main__":
+    main()
