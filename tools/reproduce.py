@@ -47,6 +47,20 @@ KINDS = ("outcome", "timing", "checkpoint")
 FIELDS = {"name", "path", "kind", "measures", "command", "needs", "requires", "compare", "tiny", "tiny_extra",
           "tiny_missing"}
 MISSING = object()
+# lepton_lib 2.0 moved the command lines into the book's subpackages (the code they run did not change).
+# Records made before the move name the old module; this maps it to the module a reader runs today.
+RENAMED_MODULES = {
+    "lepton_lib.pretrain": "lepton_lib.bert.pretraining_recipe",
+    "lepton_lib.finetune": "lepton_lib.bert.fine_tuning_recipe",
+    "lepton_lib.compress": "lepton_lib.scale.compression_recipe",
+    "lepton_lib.ddp_demo": "lepton_lib.scale.ddp_demo",
+}
+
+
+def current_command(command: str) -> str:
+    """``command`` with a module renamed by lepton_lib 2.0 replaced by its current path."""
+    tokens = shlex.split(command)
+    return shlex.join(RENAMED_MODULES.get(t, t) if i and tokens[i - 1] == "-m" else t for i, t in enumerate(tokens))
 
 
 # --------------------------------------------------------------------------------------------- registry
