@@ -60,6 +60,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# In CI (LEPTON_REQUIRE_ALL=1) a test may be skipped only for want of a CUDA device: a missing package, a
+# missing data folder or an unavailable backend there means a broken environment, which must not pass green.
+REQUIRE_ALL_ENV = "LEPTON_REQUIRE_ALL"
+ALLOWED_SKIP = "needs a CUDA device"
+
+
+def _skip_is_refused(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+    if os.environ.get(REQUIRE_ALL_ENV) != "1" or not report.skipped:
+        return None
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if ALLOWED_SKIP in reason:
+        return None
+    return f"skipped with {REQUIRE_ALL_ENV}=1 (only '{ALLOWED_SKIP}' may skip): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    outcome = yield
+    report = outcome.get_result()
+    refused = _skip_is_refused(report)
+    if refused:  # a module-level importorskip
+        report.outcome, report.longrepr = "failed", refused
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    refused = _skip_is_refused(report)
+    if refused:
+        report.outcome, report.longrepr = "failed", refused
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     path = report.nodeid.split("::", 1)[0]
     if path.endswith(".ipynb"):
