@@ -361,7 +361,33 @@ def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments(
 def test_load_task_refuses_an_empty_training_set_instead_of_using_all(size):
     from lepton_lib.bert import load_task
 
-    with pytest.raises(ValueError, match=r"n must be in \[1, 67349\], got"):
+    with pytest.raises(ValueError, match=r"train_size must be an int in \[1, 67349 \(sst2's training sentences\)\], got"):
         load_task("sst2", train_size=size)
-    with pytest.raises(ValueError, match=r"n must be in \[1, 872\], got 0"):
+    with pytest.raises(ValueError, match=r"dev_size must be an int in \[1, 872 \(sst2's evaluation sentences\)\], got 0"):
         load_task("sst2", train_size=10, dev_size=0)
+    with pytest.raises(ValueError, match=r"train_size must be an int in \[1, 67349 .*got 70000"):
+        load_task("sst2", train_size=70_000)
+
+
+@pytest.mark.parametrize(("module", "argv", "message"), [
+    ("lepton_lib.bert.pretraining_recipe", ["--checkpoint-every", "0", "--out", "x"],
+     "argument --checkpoint-every: expected an int >= 1, got '0'"),
+    ("lepton_lib.bert.pretraining_recipe", ["--lr", "nan", "--out", "x"], "argument --lr: expected a finite number > 0"),
+    ("lepton_lib.bert.fine_tuning_recipe", ["--pretrained", "ours", "--out", "x"],
+     "argument --pretrained: expected NAME=DIR (e.g. ours=runs/pretrain/final), got 'ours'"),
+    ("lepton_lib.bert.fine_tuning_recipe", ["--epochs", "0", "--minilm", "--out", "x"],
+     "argument --epochs: expected an int >= 1, got '0'"),
+    ("lepton_lib.scale.compression_recipe", ["--transfer-size", "-5", "--out", "x"],
+     "argument --transfer-size: expected an int >= 1, got '-5'"),
+    ("lepton_lib.scale.ddp_demo", ["--global-batch", "2.5", "--out", "x"],
+     "argument --global-batch: expected an int >= 1, got '2.5'"),
+])
+def test_command_lines_name_the_bad_flag_before_any_work(module, argv, message, capsys, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    assert exit_info.value.code == 2  # argparse's usage error
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before writing anything

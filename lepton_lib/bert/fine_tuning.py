@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lepton_lib.core.checks import check_int_in_range
 from lepton_lib.bert.model import BertConfig, BertForSequenceClassification
 from lepton_lib.bert.saving import load_pretrained
 from lepton_lib.data.text import LabelledSentences, load_mr, load_sst2
@@ -187,8 +188,13 @@ def load_task(task: str, train_size: int | None = None, seed: int = 0,
     else:
         raise ValueError(f"task must be 'sst2' or 'mr', got {task!r}")
     # None means "all"; 0 is refused by subset (an empty training set), never read as "all"
-    train = train if train_size is None else train.subset(train_size, seed=seed)
-    return train, (dev if dev_size is None else dev.subset(dev_size))
+    if train_size is not None:
+        check_int_in_range("train_size", train_size, 1, len(train), f"{task}'s training sentences")
+        train = train.subset(train_size, seed=seed)
+    if dev_size is not None:
+        check_int_in_range("dev_size", dev_size, 1, len(dev), f"{task}'s evaluation sentences")
+        dev = dev.subset(dev_size)
+    return train, dev
 
 
 DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small models take larger rates (Turc et al.)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from lepton_lib.core.cli import name_and_directory_arg, non_negative_int_arg, positive_int_arg
 from lepton_lib.bert.fine_tuning import DEFAULT_LR, build_classifier, finetune_classifier, load_task
 from lepton_lib.core.records import command_line, provenance
 
@@ -29,24 +30,24 @@ def main(argv: list[str] | None = None) -> dict:
     """Fine-tune every starting point on every task with every seed; write the runs and a summary to ``--out``."""
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["sst2", "mr"], choices=["sst2", "mr"])
-    p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR",
+    p.add_argument("--pretrained", nargs="*", default=[], metavar="NAME=DIR", type=name_and_directory_arg,
                    help="our pretrained models to fine-tune (Hugging Face directories with vocab.txt)")
     p.add_argument("--scratch", default=None, metavar="DIR", help="also train this model's architecture from scratch")
     p.add_argument("--minilm", action="store_true", help="also fine-tune the real all-MiniLM-L6-v2 weights")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--train-size", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--minilm-epochs", type=int, default=2, help="MiniLM is 25 times larger: fewer epochs")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dev-size", type=int, default=None,
+    p.add_argument("--seeds", nargs="+", type=non_negative_int_arg, default=[0, 1, 2])
+    p.add_argument("--train-size", type=positive_int_arg, default=1000)
+    p.add_argument("--epochs", type=positive_int_arg, default=4)
+    p.add_argument("--minilm-epochs", type=positive_int_arg, default=2, help="MiniLM is 25 times larger: fewer epochs")
+    p.add_argument("--batch-size", type=positive_int_arg, default=32)
+    p.add_argument("--dev-size", type=positive_int_arg, default=None,
                    help="evaluate on this many sentences only (quick checks; default: the whole set)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int_arg, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the long run: a bad path fails now
 
-    inits = [(name, "pretrained", directory) for name, directory in (item.split("=", 1) for item in args.pretrained)]
+    inits = [(name, "pretrained", directory) for name, directory in args.pretrained]
     inits += [("scratch", "scratch", args.scratch)] if args.scratch else []
     inits += [("minilm", "minilm", None)] if args.minilm else []
     if not inits:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
             pretraining[name] = {"command": made.get("command"), "recipe": made.get("recipe"),
                                  "heldout_after": made.get("heldout_after")}
     output = {**provenance(command_line(COMMAND, argv)),
-              "settings": vars(args) | {"lr": DEFAULT_LR}, "pretraining": pretraining,
+              "settings": vars(args) | {"lr": DEFAULT_LR, "pretrained": [f"{n}={d}" for n, d in args.pretrained]}, "pretraining": pretraining,
               "summary": summary, "runs": runs}
     Path(args.out).write_text(json.dumps(output, indent=1))
     return output

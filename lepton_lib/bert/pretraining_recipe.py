@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from lepton_lib.core.cli import non_negative_float_arg, non_negative_int_arg, positive_float_arg, positive_int_arg
 from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters
 from lepton_lib.bert.saving import save_pretrained
 from lepton_lib.data.download import cache_dir
@@ -178,23 +179,23 @@ def _parser() -> argparse.ArgumentParser:
     d = Recipe()
     p.add_argument("--preset", default=d.preset, choices=["tiny", "mini", "small", "base"])
     p.add_argument("--corpus", nargs="+", default=list(d.corpora), choices=CORPORA)
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    p.add_argument("--seq-len", type=int, default=d.seq_len)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (all processes)")
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum_steps)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--warmup", type=int, default=d.warmup_steps)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--vocab-size", type=positive_int_arg, default=d.vocab_size)
+    p.add_argument("--seq-len", type=positive_int_arg, default=d.seq_len)
+    p.add_argument("--batch-size", type=positive_int_arg, default=d.batch_size, help="global batch (all processes)")
+    p.add_argument("--grad-accum", type=positive_int_arg, default=d.grad_accum_steps)
+    p.add_argument("--steps", type=positive_int_arg, default=d.steps)
+    p.add_argument("--lr", type=positive_float_arg, default=d.lr)
+    p.add_argument("--warmup", type=non_negative_int_arg, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=non_negative_float_arg, default=d.weight_decay)
     p.add_argument("--no-nsp", action="store_true", help="MLM only, on packed sequences (RoBERTa)")
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--dropout", type=non_negative_float_arg, default=d.dropout)
+    p.add_argument("--seed", type=non_negative_int_arg, default=d.seed)
     p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on the CPU")
-    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--threads", type=positive_int_arg, default=None, help="torch intra-op threads on the CPU")
+    p.add_argument("--checkpoint-every", type=positive_int_arg, default=None)
     p.add_argument("--resume", default=None, help="a checkpoint directory, or 'latest'")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--log-every", type=positive_int_arg, default=10)
     p.add_argument("--out", required=True, help="folder for final/, checkpoints/ and metrics.json")
     p.add_argument("--record", default=None, metavar="PATH", help="also write metrics.json to this file")
     return p

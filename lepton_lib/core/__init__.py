@@ -1,10 +1,11 @@
 """What every chapter uses: argument checks, devices and seeds, atomic files and checksums, the provenance of
 stored results, the plot style and diagrams, and the glue between computed numbers and the prose.
 """
-from lepton_lib.core import checks, files, glue, plotting, records, runtime
+from lepton_lib.core import checks, cli, files, glue, plotting, records, runtime
 
 __all__ = [  # every public name of the modules above
     *checks.__all__,
+    *cli.__all__,
     *files.__all__,
     *glue.__all__,
     *plotting.__all__,
@@ -13,6 +14,7 @@ __all__ = [  # every public name of the modules above
 ]
 
 from lepton_lib.core.checks import *  # noqa: E402, F403
+from lepton_lib.core.cli import *  # noqa: E402, F403
 from lepton_lib.core.files import *  # noqa: E402, F403
 from lepton_lib.core.glue import *  # noqa: E402, F403
 from lepton_lib.core.plotting import *  # noqa: E402, F403

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from lepton_lib.core.cli import non_negative_int_arg, positive_int_arg
 from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, load_task
 from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, count_parameters
 from lepton_lib.core.records import command_line, provenance
@@ -45,16 +46,16 @@ def median_milliseconds(fn: Callable[[], object], repeats: int = 3) -> float:
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune MiniLM on SST-2, compress it (int8, pruning) and distil it into BERT-tiny; write JSON."""
     p = argparse.ArgumentParser(prog=COMMAND, description=main.__doc__)
-    p.add_argument("--train-size", type=int, default=2000, help="labelled SST-2 sentences")
-    p.add_argument("--transfer-size", type=int, default=8000, help="sentences the teacher labels for distillation")
-    p.add_argument("--teacher-epochs", type=int, default=2)
-    p.add_argument("--student-epochs", type=int, default=5)
-    p.add_argument("--max-length", type=int, default=48)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--dev-size", type=int, default=None,
+    p.add_argument("--train-size", type=positive_int_arg, default=2000, help="labelled SST-2 sentences")
+    p.add_argument("--transfer-size", type=positive_int_arg, default=8000, help="sentences the teacher labels for distillation")
+    p.add_argument("--teacher-epochs", type=positive_int_arg, default=2)
+    p.add_argument("--student-epochs", type=positive_int_arg, default=5)
+    p.add_argument("--max-length", type=positive_int_arg, default=48)
+    p.add_argument("--seeds", type=non_negative_int_arg, nargs="+", default=[0, 1, 2])
+    p.add_argument("--dev-size", type=positive_int_arg, default=None,
                    help="evaluate on this many SST-2 dev sentences only (quick checks; default: all 872)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per latency (median, after one warm-up)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=positive_int_arg, default=3, help="timed runs per latency (median, after one warm-up)")
+    p.add_argument("--threads", type=positive_int_arg, default=2)
     p.add_argument("--teacher-cache", default=None, help="save the fine-tuned teacher here (safetensors), or load it if present")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

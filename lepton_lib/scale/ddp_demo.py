@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from lepton_lib.core.cli import non_negative_int_arg, positive_float_arg, positive_int_arg
 from lepton_lib.core.runtime import distributed_rank_and_world
 from lepton_lib.data.digits import load_digits_split
 
@@ -82,11 +83,11 @@ def train(steps: int = 20, global_batch: int = 64, accumulation_steps: int = 1, 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m lepton_lib.scale.ddp_demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--global-batch", type=int, default=64)
-    p.add_argument("--accumulation-steps", type=int, default=1)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int_arg, default=20)
+    p.add_argument("--global-batch", type=positive_int_arg, default=64)
+    p.add_argument("--accumulation-steps", type=positive_int_arg, default=1)
+    p.add_argument("--lr", type=positive_float_arg, default=0.05)
+    p.add_argument("--seed", type=non_negative_int_arg, default=0)
     p.add_argument("--out", required=True, help="JSON file rank 0 writes")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # several processes share a few cores
