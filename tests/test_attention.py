@@ -320,16 +320,16 @@ def test_multihead_attention_matches_torch(case, dtype: torch.dtype, device: str
         pad[0, 4:], pad[1, 1] = True, True
         our_kwargs["key_padding_mask"] = their_kwargs["key_padding_mask"] = pad
     if masks.endswith("bool"):
-        allowed = bool_mask(L, S, device=device)
-        our_kwargs["attn_mask"], their_kwargs["attn_mask"] = allowed, ~allowed  # torch's bool mask: True = blocked
+        blocked = ~bool_mask(L, S, device=device)  # the same tensor for both: a drop-in swap flips nothing
+        our_kwargs["attn_mask"] = their_kwargs["attn_mask"] = blocked
     elif masks.endswith("float"):
         our_kwargs["attn_mask"] = their_kwargs["attn_mask"] = float_mask(L, S, dtype=dtype, device=device)
         if "padding" in masks:  # torch deprecates mixing a bool padding mask with a float attn_mask
             float_pad = torch.zeros(B, S, dtype=dtype, device=device).masked_fill(pad, float("-inf"))
             their_kwargs["key_padding_mask"] = float_pad
     elif masks == "per-head":  # ours broadcasts (B, H, L, S); torch wants (B * H, L, S)
-        allowed = bool_mask(B, H, L, S, device=device)
-        our_kwargs["attn_mask"], their_kwargs["attn_mask"] = allowed, ~allowed.reshape(B * H, L, S)
+        blocked = ~bool_mask(B, H, L, S, device=device)
+        our_kwargs["attn_mask"], their_kwargs["attn_mask"] = blocked, blocked.reshape(B * H, L, S)
     elif masks == "causal":
         our_kwargs["is_causal"] = True
         their_kwargs["attn_mask"] = ~causal_mask(L, S, device=device)

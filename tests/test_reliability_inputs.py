@@ -350,7 +350,7 @@ def test_a_decoder_tgt_mask_with_the_default_tgt_is_causal_names_both_arguments(
     torch.manual_seed(0)
     layer = TransformerDecoderLayer(8, 2, 16).eval()
     x = torch.randn(1, 3, 8)
-    mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    mask = torch.ones(3, 3, dtype=torch.bool).triu(1)  # True = may NOT attend, as nn.TransformerDecoderLayer
     with pytest.raises(ValueError, match=r"tgt_mask \(shape \(3, 3\)\) was given with tgt_is_causal=True .*"
                                          r"pass tgt_is_causal=False"):
         layer(x, x, tgt_mask=mask)

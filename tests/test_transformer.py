@@ -206,14 +206,9 @@ def test_encoder_layer_matches_torch(norm_first: bool, activation: str, mode: st
     B, S = 3, 5
     allowed = torch.rand(S, S, generator=torch.Generator().manual_seed(3)) > 0.3
     allowed.fill_diagonal_(True)
-    allowed = allowed.to(device)
-    pad = padding_mask(B, S, device)
-    check_parity(
-        ours, theirs, [randn(B, S, 8, dtype=dtype, device=device)],
-        {"src_mask": allowed, "src_key_padding_mask": pad},
-        {"src_mask": ~allowed, "src_key_padding_mask": pad},  # torch's bool mask: True = blocked
-        dtype,
-    )
+    masks = {"src_mask": ~allowed.to(device), "src_key_padding_mask": padding_mask(B, S, device)}
+    # The same bool masks for both (True = blocked, torch's convention): a drop-in swap flips nothing.
+    check_parity(ours, theirs, [randn(B, S, 8, dtype=dtype, device=device)], masks, masks, dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -250,7 +245,7 @@ def test_decoder_layer_memory_mask_and_length_first_layout() -> None:
     allowed[:, 0] = True
     check_parity(
         ours, theirs, [randn(T, B, 8), randn(S, B, 8, seed=1)],
-        {"memory_mask": allowed, "tgt_is_causal": False},
+        {"memory_mask": ~allowed, "tgt_is_causal": False},  # the same bool mask as torch's, True = blocked
         {"memory_mask": ~allowed},
         torch.float64,
     )
@@ -286,7 +281,8 @@ def test_explicit_causal_mask_equals_the_causal_flag() -> None:
     torch.manual_seed(0)
     layer = TransformerEncoderLayer(8, 2, 16, dropout=0.0).double()
     x = randn(2, 5, 8)
-    assert_close(layer(x, is_causal=True), layer(x, src_mask=causal_mask(5, 5)), torch.float64)
+    blocked = ~causal_mask(5, 5)  # src_mask follows nn.TransformerEncoderLayer: True = may NOT attend
+    assert_close(layer(x, is_causal=True), layer(x, src_mask=blocked), torch.float64)
     assert not torch.allclose(layer(x, is_causal=True), layer(x))
 
 

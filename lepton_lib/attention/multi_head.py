@@ -31,9 +31,9 @@ class MultiHeadAttention(nn.Module):
     ``head_h = Attention(X_q W_Q^h, X_k W_K^h, X_v W_V^h)``, ``MHA = concat(head_1..head_H) W_O``.
     Inputs are ``(B, L, E)``, ``(B, S, kdim)``, ``(B, S, vdim)`` (or length-first when
     ``batch_first=False``). Masks: ``key_padding_mask (B, S)``, True = padding (as in
-    ``nn.MultiheadAttention``); ``attn_mask`` broadcastable to ``(B, H, L, S)`` with the
-    ``scaled_dot_product_attention`` convention (bool True = MAY attend, the opposite of
-    ``nn.MultiheadAttention``'s boolean ``attn_mask``; float = added).
+    ``nn.MultiheadAttention``); ``attn_mask`` broadcastable to ``(B, H, L, S)`` with
+    ``nn.MultiheadAttention``'s convention, so that the two modules swap without flipping a mask:
+    bool True = may NOT attend (the opposite of ``scaled_dot_product_attention``'s), float = added.
     """
 
     def __init__(
@@ -115,7 +115,7 @@ class MultiHeadAttention(nn.Module):
                     f"attn_mask (shape {tuple(attn_mask.shape)}) and is_causal=True were both given; expected one"
                 )
             check_attention_mask("attn_mask", attn_mask, (B, self.num_heads, L, S), q)
-            mask = attn_mask
+            mask = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask  # to SDPA's True = may attend
         if key_padding_mask is not None:
             got = getattr(key_padding_mask, "dtype", type(key_padding_mask))
             if got != torch.bool or key_padding_mask.device != q.device:

@@ -7,9 +7,10 @@ Two placements of the norm are in use:
 * pre-LN (GPT-2 and most large models, ``norm_first=True``): ``H = X + MHA(LN(X))``,
   ``Y = H + FFN(LN(H))``, which keeps an un-normalised residual path and trains more stably when deep.
 
-Masks follow ``lepton_lib.attention.scaled_dot_product``: boolean attention masks are True where
-attending is ALLOWED (the opposite of ``nn.Transformer*``'s boolean masks), float masks are added to
-the scores, and ``*_key_padding_mask`` is True at padding positions. Weight exchange with the ``torch.nn`` versions
+Masks follow the ``nn.Transformer*`` modules these mirror, so that one swaps for the other without
+flipping a mask: boolean attention masks are True where attending is NOT allowed (the opposite of
+``scaled_dot_product_attention``'s), float masks are added to the scores, and ``*_key_padding_mask``
+is True at padding positions. Weight exchange with the ``torch.nn`` versions
 (for parity tests) lives in ``lepton_lib.interop.torch_modules``; positional encodings in
 ``lepton_lib.attention.positional``.
 """
