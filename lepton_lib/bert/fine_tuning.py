@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from lepton_lib.core.checks import check_int_in_range
+from lepton_lib.core.runtime import seeded_torch_rng
 from lepton_lib.bert.model import BertConfig, BertForSequenceClassification
 from lepton_lib.bert.saving import load_pretrained
 from lepton_lib.data.text import LabelledSentences, load_mr, load_sst2
@@ -125,7 +126,6 @@ def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPie
                         max_length: int = 64, seed: int = 0, progress: bool = True,
                         evaluate_every_epoch: bool = True) -> FinetuneResult:
     """Train every weight of ``model`` on ``train``; evaluate on ``dev`` after each epoch (or only the last)."""
-    torch.manual_seed(seed)  # dropout
     dev_batches = sentence_batches(tokenizer, dev, 128, max_length)
     epoch_batches = [sentence_batches(tokenizer, train, batch_size, max_length, shuffle=True, seed=seed * 1000 + e)
                      for e in range(epochs)]
@@ -135,15 +135,16 @@ def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPie
     result = FinetuneResult()
     model.train()
     bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
-    for epoch, batches in enumerate(epoch_batches):
-        result.train_loss += train_on_batches(model, optimizer, batches, scheduler=scheduler, max_grad_norm=1.0,
-                                              on_step=bar.update)
-        if not evaluate_every_epoch and epoch < epochs - 1:
-            continue
-        dev_loss, dev_accuracy = evaluate_classifier(model, dev_batches)
-        result.dev_loss.append(dev_loss)
-        result.dev_accuracy.append(dev_accuracy)
-        bar.set_postfix(dev_acc=f"{dev_accuracy:.3f}")
+    with seeded_torch_rng(seed):  # dropout; the caller's random stream is left alone
+        for epoch, batches in enumerate(epoch_batches):
+            result.train_loss += train_on_batches(model, optimizer, batches, scheduler=scheduler, max_grad_norm=1.0,
+                                                  on_step=bar.update)
+            if not evaluate_every_epoch and epoch < epochs - 1:
+                continue
+            dev_loss, dev_accuracy = evaluate_classifier(model, dev_batches)
+            result.dev_loss.append(dev_loss)
+            result.dev_accuracy.append(dev_accuracy)
+            bar.set_postfix(dev_acc=f"{dev_accuracy:.3f}")
     bar.close()
     return result
 
@@ -167,11 +168,11 @@ def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = N
     else:
         raise ValueError(f"init must be 'scratch', 'pretrained' or 'minilm', got {init!r}")
     tokenizer = WordPieceTokenizer.from_vocab_file(directory / "vocab.txt")
-    torch.manual_seed(seed)  # the new classifier head (and, from scratch, every weight)
-    if init == "scratch":
-        config = BertConfig.from_dict(json.loads((directory / "config.json").read_text()) | {"num_labels": 2})
-        return BertForSequenceClassification(config), tokenizer
-    return load_pretrained(directory, BertForSequenceClassification, num_labels=2), tokenizer
+    with seeded_torch_rng(seed):  # the new classifier head (and, from scratch, every weight)
+        if init == "scratch":
+            config = BertConfig.from_dict(json.loads((directory / "config.json").read_text()) | {"num_labels": 2})
+            return BertForSequenceClassification(config), tokenizer
+        return load_pretrained(directory, BertForSequenceClassification, num_labels=2), tokenizer
 
 
 def load_task(task: str, train_size: int | None = None, seed: int = 0,

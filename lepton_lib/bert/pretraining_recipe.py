@@ -43,6 +43,7 @@ from lepton_lib.bert.pretraining import PretrainConfig, evaluate_pretraining, pr
 from lepton_lib.bert.pretraining_data import PretrainingBatcher, create_nsp_examples, pack_sequences, tokenize_documents
 from lepton_lib.bert.tokenization import WordPieceTokenizer
 from lepton_lib.core.records import command_line, provenance
+from lepton_lib.core.runtime import seeded_torch_rng
 
 __all__ = [
     "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents", "prepare_data", "build_model", "run_recipe",
@@ -113,11 +114,11 @@ def prepare_data(recipe: Recipe) -> PreparedData:
 
 def build_model(recipe: Recipe, vocab_size: int) -> BertForPreTraining:
     """The freshly initialised model of ``recipe`` (seeded: the same weights in every process and run)."""
-    torch.manual_seed(recipe.seed)
     config = BertConfig.preset(recipe.preset, vocab_size=vocab_size, hidden_dropout_prob=recipe.dropout,
                                attention_probs_dropout_prob=recipe.dropout,
                                max_position_embeddings=max(512, recipe.seq_len))
-    return BertForPreTraining(config, use_nsp=recipe.nsp)
+    with seeded_torch_rng(recipe.seed):
+        return BertForPreTraining(config, use_nsp=recipe.nsp)
 
 
 def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = None, resume: str | None = None,
@@ -143,7 +144,8 @@ def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = N
     # Initialised on the CPU (same weights on every device), then moved before the first evaluation.
     model = build_model(recipe, data.tokenizer.vocab_size).to(device)
     before = evaluate_pretraining(model, data.heldout, device=device)
-    log = pretrain(model, data.train, train_config, device=device, resume_from=resume)
+    with seeded_torch_rng(recipe.seed):  # dropout, if the recipe has any; the caller's stream is left alone
+        log = pretrain(model, data.train, train_config, device=device, resume_from=resume)
     after = evaluate_pretraining(model, data.heldout, device=device)
     result = {"recipe": asdict(recipe), "parameters": count_parameters(model), "data": data.stats,
               "heldout_before": before, "heldout_after": after, "log": log.as_dict(),

@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lepton_lib.cases.calibration import brier_score
+from lepton_lib.core.runtime import seeded_torch_rng
 from lepton_lib.foundations.curves import cost_optimal_threshold, expected_cost, roc_auc_score, sensitivity_specificity
 from lepton_lib.foundations.metrics import accuracy
 
@@ -133,17 +134,17 @@ def recommendation_experiment(seed: int, k: int = 20, epochs: int = 20, dim: int
                               data.num_items)
     train, test = split_interactions(everything, test_fraction=0.2, seed=seed)
     seen, held_out = train.to_mask(), test.to_mask()
-    torch.manual_seed(seed)
-    models = {"popularity": Popularity(train), "matrix factorisation (BPR)": MatrixFactorization(
-        data.num_users, data.num_items, dim), "LightGCN": LightGCN(train, dim, num_layers)}
     results: dict = {"seed": seed, "k": k, "models": {}, "losses": {}}
-    for name, model in models.items():
-        if name != "popularity":
-            results["losses"][name] = train_bpr(model, train, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                weight_decay=1e-4, seed=seed)
-        with torch.no_grad():
-            top = top_k_items(model.scores(), k, exclude=seen)
-        results["models"][name] = {"recall": recall_at_k(top, held_out), "ndcg": ndcg_at_k(top, held_out)}
+    with seeded_torch_rng(seed):  # the initial embeddings; the caller's random stream is left alone
+        models = {"popularity": Popularity(train), "matrix factorisation (BPR)": MatrixFactorization(
+            data.num_users, data.num_items, dim), "LightGCN": LightGCN(train, dim, num_layers)}
+        for name, model in models.items():
+            if name != "popularity":
+                results["losses"][name] = train_bpr(model, train, epochs=epochs, batch_size=batch_size, lr=lr,
+                                                    weight_decay=1e-4, seed=seed)
+            with torch.no_grad():
+                top = top_k_items(model.scores(), k, exclude=seen)
+            results["models"][name] = {"recall": recall_at_k(top, held_out), "ndcg": ndcg_at_k(top, held_out)}
     if return_models:
         results.update(train=train, test=test, model_objects=models, data=data)
     return results

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -10,7 +12,7 @@ import torch.distributed as dist
 
 from lepton_lib.core.checks import check_positive_int
 
-__all__ = ["get_device", "set_seed", "make_reproducible", "distributed_rank_and_world"]
+__all__ = ["get_device", "set_seed", "seeded_torch_rng", "make_reproducible", "distributed_rank_and_world"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -37,6 +39,24 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@contextmanager
+def seeded_torch_rng(seed: int) -> Iterator[None]:
+    """Run a block on PyTorch's generators seeded with ``seed``, then give the caller back its own state.
+
+    Weight initialisation and dropout draw from PyTorch's global generators and take no generator
+    argument, so a library function that must be reproducible from its ``seed`` seeds them; inside this
+    block that seeding is the function's business alone. The block draws exactly what it would after
+    ``torch.manual_seed(seed)``, and afterwards the caller's random stream continues where it was,
+    as if the call had drawn nothing.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)  # also seeds every CUDA device; fork_rng restores them all
+        yield
 
 
 def make_reproducible(seed: int = 0, threads: int = 2, precision: int = 4) -> None:

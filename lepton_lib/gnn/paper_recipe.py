@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lepton_lib.core.runtime import seeded_torch_rng
 from lepton_lib.gnn.models import GAT, GCN
 from lepton_lib.gnn.training import TrainResult, train_node_classifier
 
@@ -36,17 +37,17 @@ def run_paper_experiment(model_name: str, data, seed: int,
     if model_name not in PAPER_HYPERPARAMETERS:
         raise ValueError(f"model_name must be 'gcn' or 'gat', got {model_name!r}")
     hp = PAPER_HYPERPARAMETERS[model_name]
-    torch.manual_seed(seed)
-    if model_name == "gcn":
-        model = GCN(data.num_features, hp["hidden"], data.num_classes, dropout=hp["dropout"])
-        groups = [dict(params=model.convs[0].parameters(), weight_decay=hp["weight_decay"]),
-                  dict(params=model.convs[1].parameters(), weight_decay=0.0)]
-    else:
-        model = GAT(data.num_features, hp["hidden"], data.num_classes, heads=hp["heads"],
-                    dropout=hp["dropout"], output_heads=hp["output_heads"])
-        groups = [dict(params=model.parameters(), weight_decay=hp["weight_decay"])]
-    optimizer = torch.optim.Adam(groups, lr=hp["lr"])
-    num_hops = 2 if model_name == "gat" else None  # never for GCN: see computation_graph
-    result = train_node_classifier(model, data, optimizer, max_epochs or hp["max_epochs"], hp["stopping"],
-                                   hp["patience"], num_hops=num_hops)
+    with seeded_torch_rng(seed):  # initial weights and dropout; the caller's random stream is left alone
+        if model_name == "gcn":
+            model = GCN(data.num_features, hp["hidden"], data.num_classes, dropout=hp["dropout"])
+            groups = [dict(params=model.convs[0].parameters(), weight_decay=hp["weight_decay"]),
+                      dict(params=model.convs[1].parameters(), weight_decay=0.0)]
+        else:
+            model = GAT(data.num_features, hp["hidden"], data.num_classes, heads=hp["heads"],
+                        dropout=hp["dropout"], output_heads=hp["output_heads"])
+            groups = [dict(params=model.parameters(), weight_decay=hp["weight_decay"])]
+        optimizer = torch.optim.Adam(groups, lr=hp["lr"])
+        num_hops = 2 if model_name == "gat" else None  # never for GCN: see computation_graph
+        result = train_node_classifier(model, data, optimizer, max_epochs or hp["max_epochs"], hp["stopping"],
+                                       hp["patience"], num_hops=num_hops)
     return model, result

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from lepton_lib.bert.fine_tuning import train_on_batches
+from lepton_lib.core.runtime import seeded_torch_rng
 
 __all__ = [
     "quantize_linear_int8",
@@ -205,7 +206,6 @@ def train_student(student: nn.Module, tokenizer, texts: list[str], labels: list[
         raise ValueError(f"texts and labels must be equally long, got {len(texts)} and {len(labels)}")
     if teacher_logits is not None and (teacher_logits.dim() != 2 or teacher_logits.shape[0] != len(texts)):
         raise ValueError(f"teacher_logits must have shape ({len(texts)}, C), got {tuple(teacher_logits.shape)}")
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     targets = torch.tensor(labels)
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr)
@@ -216,13 +216,14 @@ def train_student(student: nn.Module, tokenizer, texts: list[str], labels: list[
             return distillation_loss(logits, batch_targets[1], batch_targets[0], temperature, alpha)
     student.train()
     losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(texts), generator=generator)
-        batches = []
-        for start in range(0, len(texts), batch_size):
-            chunk = order[start : start + batch_size]
-            inputs = tokenizer.encode_batch([texts[i] for i in chunk], max_length=max_length, truncation=True)
-            batch_targets = targets[chunk] if teacher_logits is None else (targets[chunk], teacher_logits[chunk])
-            batches.append((inputs, batch_targets))
-        losses += train_on_batches(student, optimizer, batches, loss_fn)
+    with seeded_torch_rng(seed):  # dropout; the caller's random stream is left alone
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=generator)
+            batches = []
+            for start in range(0, len(texts), batch_size):
+                chunk = order[start : start + batch_size]
+                inputs = tokenizer.encode_batch([texts[i] for i in chunk], max_length=max_length, truncation=True)
+                batch_targets = targets[chunk] if teacher_logits is None else (targets[chunk], teacher_logits[chunk])
+                batches.append((inputs, batch_targets))
+            losses += train_on_batches(student, optimizer, batches, loss_fn)
     return losses

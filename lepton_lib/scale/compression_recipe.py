@@ -24,6 +24,7 @@ from lepton_lib.core.cli import non_negative_int_arg, positive_int_arg
 from lepton_lib.bert.fine_tuning import build_classifier, finetune_classifier, load_task
 from lepton_lib.bert.model import BertConfig, BertForSequenceClassification, count_parameters
 from lepton_lib.core.records import command_line, provenance
+from lepton_lib.core.runtime import seeded_torch_rng
 from lepton_lib.scale.compression import (magnitude_prune, predict_logits, quantize_linear_int8,
                                           sparse_state_dict_bytes, sparsity, state_dict_bytes, train_student)
 
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
                   "distilled (soft + labels, {n})": (train.texts, train.labels, teacher_logits[train_rows], 0.5),
                   "distilled (soft only, {n})": (transfer.texts, teacher_logits.argmax(-1).tolist(), teacher_logits, 1.0)}
         for name, (texts, labels, logits, alpha) in setups.items():
-            torch.manual_seed(seed)
-            student = BertForSequenceClassification(config)
+            with seeded_torch_rng(seed):
+                student = BertForSequenceClassification(config)
             # The same number of optimizer steps for every student: fewer epochs on the larger set.
             epochs = max(1, round(args.student_epochs * args.train_size / len(texts)))
             train_student(student, tokenizer, texts, labels, logits, epochs=epochs, lr=1e-3, max_length=length,

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lepton_lib.core.cli import non_negative_int_arg, positive_float_arg, positive_int_arg
-from lepton_lib.core.runtime import distributed_rank_and_world
+from lepton_lib.core.runtime import distributed_rank_and_world, seeded_torch_rng
 from lepton_lib.data.digits import load_digits_split
 
 __all__ = ["build_model", "train"]
@@ -40,8 +40,8 @@ __all__ = ["build_model", "train"]
 
 def build_model(seed: int = 0) -> nn.Module:
     """A 64-64-10 MLP, initialised from ``seed`` (the same on every process)."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    with seeded_torch_rng(seed):
+        return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
 def train(steps: int = 20, global_batch: int = 64, accumulation_steps: int = 1, lr: float = 0.05,
