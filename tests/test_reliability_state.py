@@ -299,6 +299,13 @@ def test_a_fault_at_each_step_of_save_pretrained_never_pairs_a_new_config_with_o
         assert _same_weights(load_pretrained(tmp_path), _bert(2, 7))
     else:
         assert renamed < 2
+    # Whatever the fault, the directory loads as one whole state, the old or the new (never a mix).
+    if renamed == 1:  # new weights beside the old config.json: the config stored in the weights decides
+        with pytest.warns(UserWarning, match="does not describe .*model.safetensors"):
+            loaded = load_pretrained(tmp_path)
+        assert _same_weights(loaded, _bert(2, 7))
+    else:
+        assert _same_weights(load_pretrained(tmp_path), _bert(2, 7) if renamed == 2 else _bert(1, 0))
 
 
 # --- resuming with another config --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -20,10 +21,18 @@ __all__ = ["save_pretrained", "load_pretrained"]
 
 ARCHITECTURES = {BertModel: "BertModel", BertForPreTraining: "BertForPreTraining",
                  BertForSequenceClassification: "BertForSequenceClassification"}
+# The config is also stored in the weights file's metadata (Hugging Face ignores extra metadata): the two
+# files are replaced one after the other, and a save interrupted between them leaves weights whose own
+# config says how to read them.
+CONFIG_METADATA_KEY = "lepton_config"
 
 
 def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` then ``config.json`` (Hugging Face names) into ``directory``."""
+    """Write ``model.safetensors`` then ``config.json`` (Hugging Face names) into ``directory``.
+
+    Each file is replaced atomically; a save killed between the two leaves the new weights next to the
+    old ``config.json``, which ``load_pretrained`` detects and resolves with the config stored in the weights.
+    """
     from safetensors.torch import save_file
 
     # Imported when called: lepton_lib.interop imports lepton_lib.bert, so a module-level import would be a cycle.
@@ -39,7 +48,7 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.safetensors.tmp-")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "pt"})
+        save_file(state, tmp, metadata={"format": "pt", CONFIG_METADATA_KEY: json.dumps(config, sort_keys=True)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, directory / "model.safetensors")
@@ -59,7 +68,7 @@ def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertMo
     in ``model.newly_initialized``. ``config_overrides`` change the config (e.g. ``num_labels=2``,
     dropout rates) before the model is built.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from lepton_lib.interop.huggingface import from_hf_state_dict  # at call time, as in save_pretrained
@@ -76,11 +85,17 @@ def load_pretrained(directory: str | Path, model_class: type[nn.Module] = BertMo
         raise ValueError(f"{config_path} is not valid JSON ({err}): the file is truncated or corrupted") from err
     if not isinstance(saved, dict):
         raise ValueError(f"{config_path} must hold a JSON object, got {type(saved).__name__}")
-    model = model_class(BertConfig.from_dict(saved | config_overrides))
     try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            stored_with_weights = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
         weights = load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{weights_path} cannot be read as safetensors (truncated or corrupted: {err})") from err
+    if stored_with_weights is not None and json.loads(stored_with_weights) != saved:
+        warnings.warn(f"{config_path} does not describe {weights_path} (a save_pretrained interrupted between "
+                      f"its two files?); using the config stored in the weights file", stacklevel=2)
+        saved = json.loads(stored_with_weights)
+    model = model_class(BertConfig.from_dict(saved | config_overrides))
     missing = from_hf_state_dict(model, weights)
     body_missing = [m for m in missing if m.removeprefix("bert.").startswith(("embeddings", "encoder"))]
     if strict and body_missing:
