@@ -96,6 +96,21 @@ def test_page_renders_offline(page: str, probe: PageProbe, book_url: str) -> Non
         probe.page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
+def test_no_page_carries_thebe() -> None:
+    """Thebe ("Live Code") loads from a CDN and runs code on a Binder kernel, so offline it hung on
+    "Loading thebe from CDN..."; the book leaves it out (_ext/lepton_no_thebe.py). No page may carry
+    its button, its scripts, its configuration or its CDN's address."""
+    pages = sorted(HTML.rglob("*.html"))
+    assert pages, f"no built pages under {HTML}"
+    found = {}
+    for path in pages:
+        text = path.read_text(encoding="utf-8").lower()
+        marks = [m for m in ("thebe", "unpkg.com") if m in text]
+        if marks:
+            found[str(path.relative_to(HTML))] = marks
+    assert found == {}, f"pages that still carry Thebe (page: what was found): {dict(list(found.items())[:5])}"
+
+
 def test_search_finds_a_known_term(probe: PageProbe, book_url: str) -> None:
     page = probe.page
     page.goto(f"{book_url}/search.html?q=backpropagation", wait_until="load")
