@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lepton_lib.core.checks import should_check_values
+
 __all__ = ["sinusoidal_positional_encoding", "LearnedPositionalEmbedding", "apply_rotary_embedding"]
 
 
@@ -71,7 +73,10 @@ class LearnedPositionalEmbedding(nn.Module):
         if not isinstance(positions, Tensor) or positions.dtype not in (torch.int32, torch.int64):
             got = positions.dtype if isinstance(positions, Tensor) else type(positions).__name__
             raise ValueError(f"positions must be an integer tensor, got {got}")
-        if positions.numel() and (positions.min() < 0 or positions.max() >= self.max_length):
+        # The range is read only where that costs no device sync (see should_check_values).
+        if positions.numel() and should_check_values(positions) and (
+            positions.min() < 0 or positions.max() >= self.max_length
+        ):
             raise ValueError(
                 f"positions must lie in [0, {self.max_length - 1}], got values in "
                 f"[{int(positions.min())}, {int(positions.max())}]"

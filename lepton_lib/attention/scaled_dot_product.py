@@ -120,9 +120,9 @@ def _fast_attention(
         empty = ~mask.any(dim=-1, keepdim=True)
     else:
         empty = torch.isneginf(mask).all(dim=-1, keepdim=True)
-    if not bool(empty.any()):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
-    # Open every key to the empty rows (so no kernel divides by zero), then zero those rows.
+    # Open every key to the empty rows (so no kernel divides by zero), then zero those rows. Done
+    # whether or not a row is empty: asking would cost a host-device sync on every call, and with no
+    # empty row both steps leave every value as it was.
     safe = mask | empty if mask.dtype == torch.bool else mask.masked_fill(empty, 0.0)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p, scale=scale)
     return out.masked_fill(empty, 0.0)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from lepton_lib.attention.kv_cache import KVCache
 from lepton_lib.attention.positional import LearnedPositionalEmbedding
 from lepton_lib.attention.transformer import TransformerEncoderLayer
-from lepton_lib.core.checks import check_int_in_range, check_positive_int
+from lepton_lib.core.checks import check_int_in_range, check_positive_int, should_check_values
 
 __all__ = ["IGNORE_INDEX", "SEQUENCE_TASKS", "make_sequence_task", "TinyTransformer", "PatchEmbedding", "TinyViT"]
 
@@ -44,14 +44,15 @@ def make_sequence_task(
         raise ValueError(f"task must be one of {SEQUENCE_TASKS}, got {task!r}")
     for name, value in (("num_examples", num_examples), ("length", length), ("num_symbols", num_symbols)):
         check_positive_int(name, value)
-    prompt = torch.randint(0, num_symbols, (num_examples, length), generator=generator)
+    device = None if generator is None else generator.device  # None: torch's default device
+    prompt = torch.randint(0, num_symbols, (num_examples, length), generator=generator, device=device)
     if task == "copy":
         answer = prompt
     elif task == "reverse":
         answer = prompt.flip(-1)
     else:
         answer = prompt.sort(dim=-1).values
-    separator = torch.full((num_examples, 1), num_symbols, dtype=torch.long)
+    separator = torch.full((num_examples, 1), num_symbols, dtype=torch.long, device=prompt.device)
     sequence = torch.cat([prompt, separator, answer], dim=1)  # (N, 2n + 1)
     inputs, targets = sequence[:, :-1], sequence[:, 1:].clone()
     # Positions 0 .. n-2 would predict the next random prompt symbol and position n-1 the SEP that
@@ -128,7 +129,7 @@ class TinyTransformer(nn.Module):
             if start:
                 raise ValueError(f"{start} cached + {tokens.shape[1]} new tokens exceed max_length = {self.max_length}")
             raise ValueError(f"tokens has length {tokens.shape[1]}, expected at most max_length = {self.max_length}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+        if tokens.numel() and should_check_values(tokens) and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             low, high = int(tokens.min()), int(tokens.max())
             raise ValueError(f"tokens must lie in [0, {self.vocab_size - 1}], got values in [{low}, {high}]")
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from lepton_lib.attention.tiny_models import IGNORE_INDEX  # label of a position the MLM loss skips
 from lepton_lib.attention.transformer import TransformerEncoder, TransformerEncoderLayer
-from lepton_lib.core.checks import check_positive_int
+from lepton_lib.core.checks import check_positive_int, should_check_values
 
 __all__ = [
     "BertConfig", "BertOutput", "PreTrainingOutput", "BertEmbeddings", "BertModel", "BertForPreTraining",
@@ -115,7 +115,12 @@ class PreTrainingOutput:
     nsp_logits: Tensor | None  # (B, 2): class 0 = IsNext, 1 = NotNext (Hugging Face's convention)
     mlm_loss_sum: Tensor | None = None  # the sums and counts, to normalise over several micro-batches
     nsp_loss_sum: Tensor | None = None
-    num_masked: int = 0
+    masked_count: Tensor | None = None  # 0-dim int64 on the model's device: counting syncs nothing
+
+    @property
+    def num_masked(self) -> int:
+        """The number of masked positions as an int (reading it waits for the device)."""
+        return 0 if self.masked_count is None else int(self.masked_count)
 
 
 class BertEmbeddings(nn.Module):
@@ -136,13 +141,13 @@ class BertEmbeddings(nn.Module):
 
 
 def _check_labels(name: str, labels: object, shape: tuple[int, ...], described: str, num_classes: int) -> None:
-    """Shape and dtype always; values (class ids, or -100 for MLM) only on the CPU, where no device sync is paid."""
+    """Shape and dtype always; values (class ids, or -100 for MLM) where ``should_check_values`` allows."""
     if not isinstance(labels, Tensor) or tuple(labels.shape) != shape:
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{name} must have {described}{shape}, got {got}")
     if labels.dtype != torch.long:
         raise ValueError(f"{name} must be an int64 tensor, got {labels.dtype}")
-    if labels.device.type == "cpu":
+    if should_check_values(labels):
         ignored = labels == IGNORE_INDEX if name == "mlm_labels" else torch.zeros_like(labels, dtype=torch.bool)
         bad = labels[~ignored & ((labels < 0) | (labels >= num_classes))]
         if bad.numel():
@@ -152,7 +157,12 @@ def _check_labels(name: str, labels: object, shape: tuple[int, ...], described: 
 
 def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor | None,
                   token_type_ids: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """Validate the inputs; return segment ids and the padding mask (True = padding) or None."""
+    """Validate the inputs; return segment ids and the padding mask (True = padding) or None.
+
+    Shapes and dtypes are checked always; the values (ids in range, a mask of 0 and 1) only where
+    :func:`~lepton_lib.core.checks.should_check_values` allows, so a GPU forward pass never waits
+    for the device. Off the CPU the padding mask is passed on even when it masks nothing.
+    """
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
         got = f"{input_ids.dtype} of shape {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor) else type(input_ids)
         raise ValueError(f"input_ids must be an int64 tensor of shape (B, S), got {got}")
@@ -162,9 +172,11 @@ def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor 
     if S > config.max_position_embeddings:
         raise ValueError(f"input_ids has {S} positions, more than max_position_embeddings = "
                          f"{config.max_position_embeddings}; truncate or split the sequence")
-    low, high = int(input_ids.min()), int(input_ids.max())
-    if low < 0 or high >= config.vocab_size:
-        raise ValueError(f"input_ids must lie in [0, {config.vocab_size}) (vocab_size), got values in [{low}, {high}]")
+    check_values = should_check_values(input_ids)
+    if check_values:
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= config.vocab_size:
+            raise ValueError(f"input_ids must lie in [0, {config.vocab_size}) (vocab_size), got values in [{low}, {high}]")
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
     elif not isinstance(token_type_ids, Tensor) or token_type_ids.shape != input_ids.shape:
@@ -172,17 +184,20 @@ def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor 
         raise ValueError(f"token_type_ids must have input_ids' shape {(B, S)}, got {got}")
     elif token_type_ids.dtype != torch.long:
         raise ValueError(f"token_type_ids must be an int64 tensor, got {token_type_ids.dtype}")
-    elif int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= config.type_vocab_size:
+    elif check_values and (int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= config.type_vocab_size):
         raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size}) (type_vocab_size)")
     if attention_mask is None:
         return token_type_ids, None
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
         got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
         raise ValueError(f"attention_mask must have input_ids' shape {(B, S)} (1 = token, 0 = padding), got {got}")
-    if attention_mask.dtype != torch.bool and bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+    check_mask = check_values and attention_mask.dtype != torch.bool
+    if check_mask and bool(((attention_mask != 0) & (attention_mask != 1)).any()):
         raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
     padding = attention_mask == 0
-    return token_type_ids, (padding if bool(padding.any()) else None)  # no padding: let attention skip the mask
+    if padding.device.type == "cpu" and not bool(padding.any()):  # no padding: let attention skip the mask
+        return token_type_ids, None
+    return token_type_ids, padding
 
 
 class BertModel(nn.Module):
@@ -280,14 +295,14 @@ class BertForPreTraining(nn.Module):
             targets = mlm_labels
         mlm_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
                                   ignore_index=IGNORE_INDEX, reduction="sum")
-        num_masked = int(masked.sum())
-        mlm_loss = mlm_sum / max(num_masked, 1)
+        masked_count = masked.sum()
+        mlm_loss = mlm_sum / masked_count.clamp(min=1)
         nsp_sum = nsp_loss = None
         if nsp_labels is not None:
             nsp_sum = F.cross_entropy(nsp_logits.float(), nsp_labels, reduction="sum")
             nsp_loss = nsp_sum / input_ids.shape[0]
         loss = mlm_loss if nsp_loss is None else mlm_loss + nsp_loss
-        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, mlm_sum, nsp_sum, num_masked)
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, mlm_sum, nsp_sum, masked_count)
 
 
 class BertForSequenceClassification(nn.Module):

@@ -7,6 +7,7 @@ fails loudly at the call that made it, and a rejected call leaves every object a
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -19,6 +20,7 @@ __all__ = [
     "check_positive_number",
     "check_non_negative_number",
     "check_fraction",
+    "should_check_values",
 ]
 
 
@@ -109,3 +111,18 @@ def check_tensor(
     if device is not None and value.device != torch.device(device):
         raise ValueError(f"{name} is on {value.device}, expected {device}")
     return value
+
+
+def should_check_values(tensor: torch.Tensor) -> bool:
+    """Whether to validate the VALUES of ``tensor`` (ids in range, masks of 0/1), not only its shape.
+
+    Shape, dtype and device checks read metadata and are free everywhere. A value check reads the
+    data: on the CPU that is cheap, but on an accelerator ``int(t.max())`` or ``bool(t.any())`` waits
+    for the device (a host-device sync on every forward pass), and it fails under ``torch.compile``
+    and on ``meta`` tensors. So value checks run on CPU tensors always, and on any other device only
+    when the environment variable ``LEPTON_CHECK_VALUES=1`` asks for them (while debugging: a bad id
+    on a GPU otherwise surfaces as a device-side assert, or as a silently wrong result).
+    """
+    if tensor.device.type == "cpu":
+        return True
+    return os.environ.get("LEPTON_CHECK_VALUES", "") == "1"

@@ -19,11 +19,13 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from lepton_lib.core.checks import check_tensor
+from lepton_lib.core.checks import check_tensor, should_check_values
 from lepton_lib.data.edges import add_self_loops, check_edge_index, remove_self_loops
 
 __all__ = [
     "check_node_features",
+    "check_edges",
+    "check_graph_inputs",
     "sparse_features",
     "dropout_features",
     "degree",
@@ -43,6 +45,33 @@ def check_node_features(x: object, in_features: int | None = None, name: str = "
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
     return x
+
+
+def check_edges(edge_index: object, num_nodes: int, device: torch.device | None = None) -> torch.Tensor:
+    """Check an int64 (2, E) ``edge_index`` (on ``device`` if given) without a host-device sync.
+
+    Shape, dtype and device are checked always (free). The ids are checked against ``[0, num_nodes)``
+    by :func:`lepton_lib.data.edges.check_edge_index` where
+    :func:`~lepton_lib.core.checks.should_check_values` allows it: always on the CPU, and on a GPU
+    only with ``LEPTON_CHECK_VALUES=1``, because reading ``edge_index.max()`` stalls the device.
+    """
+    check_tensor("edge_index", edge_index, shape=(2, None), dtype=torch.int64)
+    assert isinstance(edge_index, torch.Tensor)
+    if device is not None and edge_index.device != device:
+        raise ValueError(f"edge_index is on {edge_index.device}, expected x's device {device}")
+    if should_check_values(edge_index):
+        check_edge_index(edge_index, num_nodes)
+    return edge_index
+
+
+def check_graph_inputs(x: object, edge_index: object, in_features: int | None = None) -> int:
+    """The checks of every layer's ``forward(x (N, F), edge_index (2, E))``; returns N.
+
+    :func:`check_node_features` on ``x``, then :func:`check_edges` with ``x``'s node count and device.
+    """
+    x = check_node_features(x, in_features)
+    check_edges(edge_index, x.shape[0], device=x.device)
+    return x.shape[0]
 
 
 def sparse_features(x: torch.Tensor) -> torch.Tensor:
@@ -142,9 +171,9 @@ def to_dense_adjacency(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor
     Rows are targets, so ``A @ x`` sums each node's incoming neighbours, matching
     :func:`scatter_sum`. For an undirected graph A is symmetric and the order does not matter.
     """
-    check_edge_index(edge_index, num_nodes)
-    adjacency = torch.zeros(num_nodes, num_nodes)
-    ones = torch.ones(edge_index.shape[1])
+    check_edges(edge_index, num_nodes)
+    adjacency = torch.zeros(num_nodes, num_nodes, device=edge_index.device)
+    ones = torch.ones(edge_index.shape[1], device=edge_index.device)
     return adjacency.index_put_((edge_index[1], edge_index[0]), ones, accumulate=True)
 
 
@@ -155,4 +184,4 @@ def dense_laplacian(edge_index: torch.Tensor, num_nodes: int, normalized: bool =
     if not normalized:
         return torch.diag(deg) - adjacency
     inv_sqrt = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
-    return torch.eye(num_nodes) - inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+    return torch.eye(num_nodes, device=adjacency.device) - inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lepton_lib.core.checks import check_positive_int
-from lepton_lib.data.edges import add_self_loops, check_edge_index, remove_self_loops
-from lepton_lib.gnn.graph_ops import check_node_features, gcn_norm, scatter_softmax, scatter_sum
+from lepton_lib.data.edges import add_self_loops, remove_self_loops
+from lepton_lib.gnn.graph_ops import check_graph_inputs, degree, gcn_norm, scatter_softmax, scatter_sum
 
 __all__ = ["GCNConv", "GATConv", "SAGEConv"]
 
@@ -51,9 +51,7 @@ class GCNConv(nn.Module):
         _glorot_(self.lin.weight)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        check_node_features(x, self.in_features)
-        num_nodes = x.shape[0]
-        check_edge_index(edge_index, num_nodes)
+        num_nodes = check_graph_inputs(x, edge_index, self.in_features)
         h = self.lin(x)  # transform first: F -> out is usually a reduction, so messages are small
         edge_index, weight = gcn_norm(edge_index, num_nodes, dtype=h.dtype)
         source, target = edge_index
@@ -87,9 +85,8 @@ class GATConv(nn.Module):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False):
         """-> (N, width), or ``(out, (edge_index_with_loops, alpha (E', heads)))`` with ``return_attention``."""
-        check_node_features(x, self.in_features)
-        num_nodes, heads, channels = x.shape[0], self.heads, self.out_features
-        check_edge_index(edge_index, num_nodes)
+        num_nodes = check_graph_inputs(x, edge_index, self.in_features)
+        heads, channels = self.heads, self.out_features
         z = self.lin(x).view(num_nodes, heads, channels)
         # a^T [z_i || z_j] = a_dst . z_i + a_src . z_j: score each node once, not each edge.
         score_src = (z * self.att_src).sum(-1)  # (N, H)
@@ -123,12 +120,10 @@ class SAGEConv(nn.Module):
         self.lin_root = nn.Linear(in_features, out_features, bias=False)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        check_node_features(x, self.in_features)
-        num_nodes = x.shape[0]
-        check_edge_index(edge_index, num_nodes)
+        num_nodes = check_graph_inputs(x, edge_index, self.in_features)
         source, target = edge_index
         h = F.linear(x, self.lin_neighbors.weight)  # W_neigh x_j for every node; the bias comes after the mean
-        count = torch.zeros(num_nodes, dtype=h.dtype).index_add_(0, target, torch.ones_like(target, dtype=h.dtype))
+        count = degree(target, num_nodes, dtype=h.dtype)  # incoming edges per node, on the input's device
         mean = scatter_sum(h.index_select(0, source), target, num_nodes) / count.clamp(min=1).unsqueeze(-1)
         if self.lin_neighbors.bias is not None:
             mean = mean + self.lin_neighbors.bias

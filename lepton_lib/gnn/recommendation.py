@@ -63,7 +63,7 @@ class Interactions:
 
     def to_mask(self) -> Tensor:
         """(U, I) bool matrix, True where the user interacted with the item."""
-        mask = torch.zeros(self.num_users, self.num_items, dtype=torch.bool)
+        mask = torch.zeros(self.num_users, self.num_items, dtype=torch.bool, device=self.users.device)
         mask[self.users, self.items] = True
         return mask
 
@@ -73,15 +73,15 @@ def split_interactions(data: Interactions, test_fraction: float = 0.2, seed: int
     """Hold out ``test_fraction`` of each user's items (rounded, at least one kept for training), seeded."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data), generator=generator)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same split on every device
+    order = torch.randperm(len(data), generator=generator, device=generator.device).to(data.users.device)
     users, items = data.users[order], data.items[order]
     # Stable sort by user keeps the random order within each user: the first items of each run go to test.
     by_user = torch.sort(users, stable=True).indices
     users, items = users[by_user], items[by_user]
     counts = torch.bincount(users, minlength=data.num_users)
     starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(users)) - starts[users]
+    rank = torch.arange(len(users), device=users.device) - starts[users]
     n_test = torch.clamp(torch.round(counts.double() * test_fraction).long(), max=counts - 1)
     is_test = rank < n_test[users]
     return (Interactions(users[~is_test], items[~is_test], data.num_users, data.num_items),
@@ -161,12 +161,13 @@ def train_bpr(model: MatrixFactorization, train: Interactions, epochs: int = 50,
     of the batch, as in LightGCN. A sampled "negative" may occasionally be an item the user did
     interact with; at MovieLens's density (6%) this adds a little noise and is cheap to allow.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # draws on the CPU, moved to the data: same run on every device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for _ in range(epochs):
-        order = torch.randperm(len(train), generator=generator)
-        negatives = torch.randint(train.num_items, (len(train),), generator=generator)
+        order = torch.randperm(len(train), generator=generator, device=generator.device).to(train.users.device)
+        negatives = torch.randint(train.num_items, (len(train),), generator=generator, device=generator.device)
+        negatives = negatives.to(train.users.device)
         total = 0.0
         for start in range(0, len(train), batch_size):
             batch = order[start : start + batch_size]
@@ -221,8 +222,8 @@ def ndcg_at_k(top_items: Tensor, relevant: Tensor) -> float:
     if not users.any():
         raise ValueError("relevant marks no item for any user; NDCG is undefined")
     k = top_items.shape[1]
-    discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))  # (k,)
+    discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64, device=hits.device))  # (k,)
     dcg = (hits * discount).sum(1)
-    ideal_hits = (torch.arange(k).unsqueeze(0) < n_relevant.unsqueeze(1)).double()  # min(k, n) leading ones
+    ideal_hits = (torch.arange(k, device=hits.device).unsqueeze(0) < n_relevant.unsqueeze(1)).double()  # min(k, n) leading ones
     idcg = (ideal_hits * discount).sum(1)
     return float((dcg[users] / idcg[users]).mean())

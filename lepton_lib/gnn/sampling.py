@@ -30,7 +30,9 @@ def sample_neighbors(edge_index: torch.Tensor, nodes: torch.Tensor, fanout: int,
     with more keeps a uniformly random subset of size ``fanout`` (GraphSAGE's sampler,
     Hamilton et al. 2017). Returns the kept edges, (2, E'), with global node ids. Each
     candidate edge draws a random key and the ``fanout`` smallest keys per node win, so the
-    whole batch is sampled with one sort instead of a Python loop.
+    whole batch is sampled with one sort instead of a Python loop. The keys are drawn by
+    ``generator`` on its own device and moved to ``edge_index``'s, so a CPU generator samples the
+    same edges whether the graph lives on the CPU or on a GPU.
     """
     if num_nodes is None:
         check_tensor("edge_index", edge_index, shape=(2, None), dtype=torch.int64)
@@ -38,21 +40,24 @@ def sample_neighbors(edge_index: torch.Tensor, nodes: torch.Tensor, fanout: int,
             raise ValueError("num_nodes must be given when edge_index has no edges (it cannot be inferred)")
         num_nodes = int(edge_index.max()) + 1
     check_edge_index(edge_index, num_nodes)
-    check_tensor("nodes", nodes, shape=(None,), dtype=torch.int64)
+    check_tensor("nodes", nodes, shape=(None,), dtype=torch.int64, device=edge_index.device)
     check_positive_int("fanout", fanout)
     if nodes.numel() and (int(nodes.min()) < 0 or int(nodes.max()) >= num_nodes):
         raise ValueError(f"nodes must lie in [0, {num_nodes - 1}], got ids in "
                          f"[{int(nodes.min())}, {int(nodes.max())}]")
     # Group edges by target (a CSR view): edges into node t are order[ptr[t]:ptr[t + 1]].
     order = torch.argsort(edge_index[1], stable=True)
-    ptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    device = edge_index.device
+    ptr = torch.zeros(num_nodes + 1, dtype=torch.int64, device=device)
     ptr[1:] = torch.cumsum(degree(edge_index[1], num_nodes, dtype=torch.int64), 0)
     counts = ptr[nodes + 1] - ptr[nodes]  # (B,) in-degree of each requested node
-    owner = torch.repeat_interleave(torch.arange(nodes.numel()), counts)  # candidate -> batch slot
+    owner = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), counts)  # candidate -> batch slot
     first = torch.repeat_interleave(ptr[nodes], counts)
-    offset = torch.arange(owner.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    offset = torch.arange(owner.numel(), device=device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     candidates = order[first + offset]  # (sum of degrees,) edge ids
-    keys = torch.rand(candidates.numel(), generator=generator, dtype=torch.float64)  # in [0, 1)
+    # Drawn where the generator lives, then moved: a CPU generator gives the same edges on every device.
+    keys = torch.rand(candidates.numel(), generator=generator, dtype=torch.float64,
+                      device=device if generator is None else generator.device).to(device)  # in [0, 1)
     ranked = torch.argsort(owner + keys)  # grouped by batch slot (as owner is), random inside
     return edge_index[:, candidates[ranked[offset < fanout]]]  # offset = rank inside the group
 
@@ -85,14 +90,14 @@ def sample_subgraph(edge_index: torch.Tensor, seeds: torch.Tensor, fanouts: list
     unique, counts = torch.unique(seeds, return_counts=True)
     if bool((counts > 1).any()):  # a repeated seed would get one local id and leave a row unmapped
         raise ValueError(f"seeds must not repeat a node, got {int(unique[counts > 1][0])} twice or more")
-    local = torch.full((num_nodes,), -1, dtype=torch.int64)  # global id -> local id
-    local[seeds] = torch.arange(seeds.numel())
+    local = torch.full((num_nodes,), -1, dtype=torch.int64, device=seeds.device)  # global id -> local id
+    local[seeds] = torch.arange(seeds.numel(), device=seeds.device)
     node_ids, frontier, edges = [seeds], seeds, []
     for fanout in fanouts:
         sampled = sample_neighbors(edge_index, frontier, fanout, generator, num_nodes)
         edges.append(sampled)
         new = torch.unique(sampled[0][local[sampled[0]] < 0])
-        local[new] = torch.arange(new.numel()) + sum(ids.numel() for ids in node_ids)
+        local[new] = torch.arange(new.numel(), device=new.device) + sum(ids.numel() for ids in node_ids)
         node_ids.append(new)
         frontier = new
     sub_edges = torch.cat(edges, dim=1)

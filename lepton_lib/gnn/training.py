@@ -141,7 +141,9 @@ def train_sage_minibatch(model: nn.Module, data, optimizer: torch.optim.Optimize
     losses = []
     for _ in range(epochs):
         model.train()
-        order = train_nodes[torch.randperm(train_nodes.numel(), generator=generator)]
+        # Drawn on the generator's device, used on the data's: the same order on CPU and GPU.
+        perm = torch.randperm(train_nodes.numel(), generator=generator, device=generator.device)
+        order = train_nodes[perm.to(train_nodes.device)]
         total = 0.0
         for start in range(0, order.numel(), batch_size):
             seeds = order[start:start + batch_size]

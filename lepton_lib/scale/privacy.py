@@ -64,7 +64,7 @@ def dirichlet_label_split(labels: Tensor, num_clients: int, alpha: float, seed: 
     check_int_in_range("num_clients", num_clients, 1, len(labels))
     check_positive_number("alpha", alpha)
     rng = np.random.default_rng(seed)
-    y = labels.numpy()
+    y = labels.cpu().numpy()  # a host-side split: the indices come back on labels' device
     for _ in range(1000):
         parts: list[list[int]] = [[] for _ in range(num_clients)]
         for c in np.unique(y):
@@ -74,7 +74,7 @@ def dirichlet_label_split(labels: Tensor, num_clients: int, alpha: float, seed: 
             for client, chunk in enumerate(np.split(members, cuts)):
                 parts[client].extend(chunk.tolist())
         if min(map(len, parts)) >= min_size:
-            return [torch.tensor(sorted(p), dtype=torch.long) for p in parts]
+            return [torch.tensor(sorted(p), dtype=torch.long, device=labels.device) for p in parts]
     raise ValueError(f"no split with min_size={min_size} found for alpha={alpha}, num_clients={num_clients}")
 
 
@@ -86,7 +86,7 @@ def local_sgd(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, ba
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
@@ -211,7 +211,10 @@ def noisy_average(clipped: dict[str, Tensor], max_norm: float, noise_multiplier:
     _check_number("expected_batch_size", expected_batch_size, positive=True)
     out = {}
     for name, g in clipped.items():
-        noise = torch.randn(g.shape[1:], generator=generator, dtype=g.dtype) * (noise_multiplier * max_norm)
+        # Drawn by the generator on its own device, then moved: a CPU generator gives the same noise on every device.
+        noise = torch.randn(g.shape[1:], generator=generator, dtype=g.dtype,
+                            device=g.device if generator is None else generator.device).to(g.device)
+        noise = noise * (noise_multiplier * max_norm)
         out[name] = (g.sum(0) + noise) / expected_batch_size
     return out
 
@@ -236,12 +239,14 @@ def dp_sgd(model: nn.Module, x: Tensor, y: Tensor, epochs: int, batch_size: int,
         raise ValueError(f"lr must be a finite number, got {lr!r}")
     sample_rate = batch_size / n
     steps = epochs * n // batch_size
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same batches and noise on every device
     model.train()
     for _ in range(steps):
-        chosen = torch.nonzero(torch.rand(n, generator=generator) < sample_rate).flatten()
+        draws = torch.rand(n, generator=generator, device=generator.device)
+        chosen = torch.nonzero(draws < sample_rate).flatten().to(x.device)
         if len(chosen) == 0:  # an empty Poisson batch releases only noise
-            grads = {name: torch.zeros(0, *p.shape) for name, p in model.named_parameters() if p.requires_grad}
+            grads = {name: torch.zeros(0, *p.shape, device=p.device)
+                     for name, p in model.named_parameters() if p.requires_grad}
         else:
             grads, _ = clip_per_example(per_example_gradients(model, x[chosen], y[chosen], loss_fn), max_norm)
         update = noisy_average(grads, max_norm, noise_multiplier, batch_size, generator)
