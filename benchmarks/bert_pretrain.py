@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -139,13 +140,14 @@ def times_faster(rate: float, reference: float) -> str:
     """``rate`` against ``reference`` (both higher-is-better) in words: "2.7x faster", "42x slower", "as fast".
 
     The ratio is always written as a number at least 1 with the direction in words, with one decimal below
-    10 (so 523 vs 191 GFLOP/s reads "2.7x faster", never "0x slower").
+    10 (so 523 vs 191 GFLOP/s reads "2.7x faster", never "0x slower"); a factor that rounds to 10.0 is
+    written "10x", and one that rounds to 1.0 "as fast".
     """
-    if rate <= 0 or reference <= 0:
-        raise ValueError(f"rates must be positive, got {rate!r} and {reference!r}")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (rate, reference)):
+        raise ValueError(f"rates must be positive finite numbers, got rate={rate!r} and reference={reference!r}")
     ratio = rate / reference
     factor, word = (ratio, "faster") if ratio >= 1 else (1 / ratio, "slower")
-    text = f"{factor:.1f}" if factor < 10 else f"{factor:.0f}"
+    text = f"{factor:.1f}" if round(factor, 1) < 10 else f"{factor:.0f}"
     return "as fast" if text == "1.0" else f"{text}x {word}"
 
 

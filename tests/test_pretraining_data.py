@@ -1,4 +1,5 @@
-"""lepton_lib.bert.pretraining_data and lepton_lib.data.text: masking statistics, NSP pairs, packing, loaders.
+"""lepton_lib.bert.pretraining_data and lepton_lib.data.text: masking statistics, NSP and SOP pairs, packing,
+loaders.
 
 The masking test draws about 200,000 token decisions and checks each rate against its binomial
 standard error (5 sigma), so a wrong rate (say 12% instead of 15%) fails and a correct one passes.
@@ -15,7 +16,10 @@ from lepton_lib.bert import (
     ExampleStream,
     PretrainingBatcher,
     PretrainingExample,
+    BertConfig,
+    BertForPreTraining,
     create_nsp_examples,
+    create_sop_examples,
     mask_tokens,
     pack_sequences,
 )
@@ -106,6 +110,57 @@ def test_nsp_pairs_are_continuations_or_random_documents_half_and_half():
     assert create_nsp_examples(docs, 32, seed=1) != examples
 
 
+
+def test_sop_pairs_are_consecutive_segments_of_one_document_in_order_or_swapped_half_and_half():
+    docs = toy_documents(200)
+    examples = create_sop_examples(docs, max_seq_length=32, seed=0)
+    assert len(examples) > 300
+    swapped = sum(e.is_random_next for e in examples)
+    assert within(swapped / len(examples), 0.5, len(examples))
+    for e in examples:
+        assert len(e) <= 32 and e.tokens_a and e.tokens_b
+        first, second = (e.tokens_b, e.tokens_a) if e.is_random_next else (e.tokens_a, e.tokens_b)
+        joined = list(first) + list(second)  # in reading order: one contiguous span of one document
+        assert joined == list(range(joined[0], joined[0] + len(joined)))
+    assert create_sop_examples(docs, 32, seed=0) == examples  # deterministic
+    assert create_sop_examples(docs, 32, seed=1) != examples
+
+
+def test_a_swapped_sop_pair_is_exactly_the_in_order_pair_reversed():
+    docs = toy_documents(60)
+    kept = create_sop_examples(docs, 24, seed=3, swap_probability=0.0)
+    flipped = create_sop_examples(docs, 24, seed=3, swap_probability=1.0)
+    assert not any(e.is_random_next for e in kept) and all(e.is_random_next for e in flipped)
+    assert [(e.tokens_b, e.tokens_a) for e in kept] == [(e.tokens_a, e.tokens_b) for e in flipped]
+    mixed = create_sop_examples(docs, 24, seed=3)  # the same segments, some of them swapped
+    assert [e if not m.is_random_next else f for e, f, m in zip(kept, flipped, mixed)] == mixed
+    assert 0 < sum(m.is_random_next for m in mixed) < len(mixed)
+
+
+def test_sop_skips_empty_documents_and_needs_only_one_document():
+    docs = toy_documents(20)
+    with_empty = [[], *docs[:10], [], *docs[10:], []]
+    assert create_sop_examples(with_empty, 32, seed=0) == create_sop_examples(docs, 32, seed=0)
+    one = create_sop_examples([[list(range(5, 15)), list(range(15, 25))]], 32, seed=0)
+    assert len(one) == 1 and sorted(one[0].tokens_a + one[0].tokens_b) == list(range(5, 25))
+    # a document of one sentence is cut in two; a one-token sentence gives no pair
+    assert len(create_sop_examples([[[5, 6, 7]]], 32)) == 1 and create_sop_examples([[[5]]], 32) == []
+
+
+def test_sop_examples_feed_the_batcher_and_the_pair_head():
+    tokenizer = toy_tokenizer()
+    g = torch.Generator().manual_seed(0)
+    docs = [[torch.randint(5, VOCAB, (int(n),), generator=g).tolist() for n in torch.randint(2, 9, (6,), generator=g)]
+            for _ in range(8)]
+    examples = create_sop_examples(docs, 24, seed=0)
+    batcher = PretrainingBatcher(examples, tokenizer, seed=0)
+    batch = batcher([(0, i) for i in range(len(examples))])
+    assert batch["nsp_labels"].tolist() == [int(e.is_random_next) for e in examples]
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=VOCAB, max_position_embeddings=32))
+    out = model(**batch)
+    assert out.nsp_logits.shape == (len(examples), 2) and torch.isfinite(out.nsp_loss_sum)
+
 @pytest.mark.parametrize("whole_sentences", [False, True])
 def test_packing_keeps_every_token_in_order(whole_sentences):
     docs = toy_documents(40)
@@ -159,6 +214,13 @@ def test_bad_arguments_raise():
         create_nsp_examples(docs, max_seq_length=4)
     with pytest.raises(ValueError, match="at least 2 documents"):
         create_nsp_examples(docs[:1])
+    with pytest.raises(ValueError, match="max_seq_length must be an int >= 5, got 4"):
+        create_sop_examples(docs, max_seq_length=4)
+    for name in ("swap_probability", "short_seq_prob"):
+        with pytest.raises(ValueError, match=f"{name} must be a number in \\[0, 1\\], got 1.5"):
+            create_sop_examples(docs, **{name: 1.5})
+    with pytest.raises(ValueError, match="documents must hold at least 1 document that is not empty, got 2"):
+        create_sop_examples([[], []])
     with pytest.raises(ValueError, match="examples is empty"):
         PretrainingBatcher([], toy_tokenizer())
 

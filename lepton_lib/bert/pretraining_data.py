@@ -4,6 +4,11 @@
   gather sentences up to a target length, cut them into segment A and segment B; with probability
   0.5 replace B by text from another document (label NotNext). 10% of examples get a shorter
   random target length, so the model also sees short inputs.
+* :func:`create_sop_examples` is ALBERT's sentence-order prediction (Lan et al. 2019,
+  arXiv:1909.11942): both segments always come from one document, consecutive; half the pairs are
+  kept in order (label 0), half are swapped (label 1). NotNext pairs from another document can be
+  told apart by their topic alone; a swapped pair only by its coherence. The labels ride in the
+  same field as NSP's, so the batcher and the model's 2-way NSP head serve SOP unchanged.
 * :func:`pack_sequences` is what RoBERTa (Liu et al. 2019, arXiv:1907.11692) trains on without
   NSP: the text packed contiguously (across documents, with a ``[SEP]`` in between) into one
   segment of up to ``max_seq_length`` tokens, so almost no position is padding.
@@ -30,14 +35,18 @@ from lepton_lib.bert.tokenization import WordPieceTokenizer
 from lepton_lib.core.checks import check_positive_int
 
 __all__ = [
-    "PretrainingExample", "tokenize_documents", "create_nsp_examples", "pack_sequences", "mask_tokens",
+    "PretrainingExample", "tokenize_documents", "create_nsp_examples", "create_sop_examples", "pack_sequences", "mask_tokens",
     "ExampleStream", "PretrainingBatcher",
 ]
 
 
 @dataclass(frozen=True)
 class PretrainingExample:
-    """Token ids of segment A and B (B empty for a packed single-segment example) and the NSP label."""
+    """Token ids of segment A and B (B empty for a packed single-segment example) and the pair label.
+
+    ``is_random_next`` is the label of the pair task: for NSP, B comes from another document; for
+    SOP (:func:`create_sop_examples`), A and B are swapped. ``int(is_random_next)`` is the class.
+    """
 
     tokens_a: tuple[int, ...]
     tokens_b: tuple[int, ...] = ()
@@ -142,6 +151,75 @@ def create_nsp_examples(
                 target = rng.randint(2, max_tokens) if rng.random() < short_seq_prob else max_tokens
                 chunk, length = [], 0
             i += 1
+    return examples
+
+
+def _consecutive_segments(document: Sequence[Sequence[int]], max_tokens: int, short_seq_prob: float,
+                          rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    """Cut one document into chunks of about a target length, each split in two consecutive segments.
+
+    A chunk of one sentence borrows the document's next sentence, or, if it is the last, is cut in
+    two (a one-token last sentence gives no pair). Segments are trimmed at their outer ends only.
+    """
+    def draw() -> int:
+        return rng.randint(2, max_tokens) if rng.random() < short_seq_prob else max_tokens
+
+    pairs: list[tuple[list[int], list[int]]] = []
+    target, chunk, length, i = draw(), [], 0, 0
+    while i < len(document):
+        chunk.append(list(document[i]))
+        length += len(document[i])
+        if i == len(document) - 1 or length >= target:
+            if len(chunk) == 1 and i + 1 < len(document):
+                i += 1
+                chunk.append(list(document[i]))
+            if len(chunk) >= 2:
+                a_end = rng.randint(1, len(chunk) - 1)
+                first, second = [t for s in chunk[:a_end] for t in s], [t for s in chunk[a_end:] for t in s]
+            else:
+                cut = rng.randint(1, len(chunk[0]) - 1) if len(chunk[0]) >= 2 else 0
+                first, second = chunk[0][:cut], chunk[0][cut:]
+            _truncate_pair(first, second, max_tokens)
+            if first and second:
+                pairs.append((first, second))
+            target, chunk, length = draw(), [], 0
+        i += 1
+    return pairs
+
+
+def create_sop_examples(
+    documents: Sequence[Sequence[Sequence[int]]],
+    max_seq_length: int = 128,
+    seed: int = 0,
+    swap_probability: float = 0.5,
+    short_seq_prob: float = 0.1,
+) -> list[PretrainingExample]:
+    """Sentence-order pairs ``[CLS] A [SEP] B [SEP]`` (ALBERT, arXiv:1909.11942) from tokenized documents.
+
+    A and B are two consecutive segments of one document, cut at a sentence boundary as in
+    :func:`create_nsp_examples`. With probability ``swap_probability`` they are swapped: the example
+    is ``(B, A)`` with ``is_random_next=True`` (label 1, "swapped"); otherwise ``(A, B)``, label 0,
+    "in order" (the same class numbers as NSP's IsNext 0 / NotNext 1). The swap draw comes after the
+    cut, so the same seed gives the same segments whatever ``swap_probability`` is. Empty documents
+    give no pairs and draw nothing; one document suffices (no pair needs another document).
+    """
+    _check_length(max_seq_length, 5)
+    for name, value in (("swap_probability", swap_probability), ("short_seq_prob", short_seq_prob)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    non_empty = sum(1 for document in documents if len(document) > 0)
+    if non_empty < 1:
+        raise ValueError(f"documents must hold at least 1 document that is not empty, got {len(documents)} "
+                         f"documents, all empty")
+    rng = random.Random(seed)
+    examples = []
+    for document in documents:
+        if not document:
+            continue
+        for first, second in _consecutive_segments(document, max_seq_length - 3, short_seq_prob, rng):
+            swapped = rng.random() < swap_probability
+            pair = (second, first) if swapped else (first, second)
+            examples.append(PretrainingExample(tuple(pair[0]), tuple(pair[1]), swapped))
     return examples
 
 
