@@ -63,4 +63,16 @@ _FILES = [
     _github("german_credit/german.doc", "DorantVelija/statlog-credit-data", "11183c51029f2ae4e549261b06e8b0df9b7a1945", "german.doc", "69b92cb551111bc37098698288849c96f0fd87ce81a2e54451ff39aa1e53fe49"),
 ]
 
+# MNIST (LeCun et al. 1998, doi:10.1109/5.726791): the four IDX files of the original distribution
+# (yann.lecun.com/exdb/mnist/), from the mirror torchvision downloads them from.
+_MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist"
+_FILES += [
+    RemoteFile(f"mnist/{name}", f"{_MNIST_MIRROR}/{name}", sha256) for name, sha256 in (
+        ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    )
+]
+
 REGISTRY: dict[str, RemoteFile] = {f.name: f for f in _FILES}
