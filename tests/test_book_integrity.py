@@ -8,6 +8,8 @@
   characters shared between a file in ``book/`` or ``lepton_lib/`` and any
   ``shared/seeds/*.txt`` fails. The term lines of the glossary (the Chinese names of
   terms) are skipped; its definitions are checked like everything else.
+* Every notebook in ``book/`` names its kernel (``kernelspec``) and language
+  (``language_info``), so JupyterLab and Colab open it with a Python kernel, unmodified.
 
 The checkers are plain functions; the ``test_checker_*`` tests feed them small bad
 inputs to show that each check can fail.
@@ -115,6 +117,17 @@ def duplicate_keys(entries: list[tuple[str, str]]) -> list[str]:
     return sorted(k for k, n in counts.items() if n > 1)
 
 
+def notebooks_missing_metadata(paths: list[Path]) -> dict[str, list[str]]:
+    """For each notebook that lacks them, the metadata fields it is missing (of kernelspec, language_info)."""
+    missing = {}
+    for path in paths:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        lacking = [f for f in ("kernelspec", "language_info") if not metadata.get(f, {}).get("name")]
+        if lacking:
+            missing[str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name] = lacking
+    return missing
+
+
 def seed_windows(seed_texts: list[str], n: int = COPY_RUN) -> set[str]:
     """Every n-character window of every CJK run in the source documents."""
     windows: set[str] = set()
@@ -156,6 +169,13 @@ def test_every_bib_entry_has_a_doi_eprint_or_url(bib):
 
 def test_no_bib_key_is_defined_twice(bib):
     assert duplicate_keys(bib) == []
+
+
+def test_every_notebook_has_a_kernelspec_and_language_info():
+    notebooks = [p for p in book_pages() if p.suffix == ".ipynb"]
+    assert notebooks, f"no notebooks found under {BOOK}"
+    missing = notebooks_missing_metadata(notebooks)
+    assert not missing, f"notebooks without kernel metadata (field: what is missing): {missing}"
 
 
 def test_no_source_sentence_is_copied():
@@ -206,6 +226,21 @@ def test_checker_finds_entries_without_identifier_and_duplicates():
     entries = bib_entries(bib_text)
     assert entries_without_identifier(entries) == ["b2001"]
     assert duplicate_keys(entries) == ["a2000"]
+
+
+def test_checker_finds_notebooks_without_kernel_metadata(tmp_path):
+    def write(name: str, metadata: dict) -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps({"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}))
+        return path
+
+    python = {"name": "python", "version": "3.11.7"}
+    kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    good = write("good.ipynb", {"kernelspec": kernel, "language_info": python})
+    no_kernel = write("no_kernel.ipynb", {"language_info": python})
+    bare = write("bare.ipynb", {})
+    missing = notebooks_missing_metadata([good, no_kernel, bare])
+    assert missing == {"no_kernel.ipynb": ["kernelspec"], "bare.ipynb": ["kernelspec", "language_info"]}
 
 
 def test_checker_finds_copied_cjk_runs():
