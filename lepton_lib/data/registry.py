@@ -75,4 +75,14 @@ _FILES += [
     )
 ]
 
+# BANKING77 (Casanueva et al. 2020, arXiv:2003.04807; CC BY 4.0): 77 intents of online-banking queries.
+_FILES += [
+    _github(f"banking77/{name}", "PolyAI-LDN/task-specific-datasets", "57ec275d8078af65b7731c2a98be812d844a6d6b",
+            f"banking_data/{name}", sha256) for name, sha256 in (
+        ("train.csv", "b06e26ac675513959a63135f11b94ea7786ed02da65db93a5650d8838cbc664b"),
+        ("test.csv", "d12d6e3bc4c3103966ae786dc435913c0c563dfa328f5a3646d0e62cfeeb474d"),
+        ("categories.json", "53261da888122daf2d120d925458631d9619e15d82e56052e7a42e535ce32b63"),
+    )
+]
+
 REGISTRY: dict[str, RemoteFile] = {f.name: f for f in _FILES}
