@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -49,22 +50,24 @@ def check_int_in_range(name: str, value: object, low: int, high: int, high_means
     return value
 
 
-def check_positive_number(name: str, value: object) -> float:
-    """Return ``float(value)`` if it is a finite number > 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+def _finite_number(name: str, value: object, bound: str, ok) -> float:
+    # NumPy scalars count as numbers (np.float64(0.1) from an array is as good as 0.1); bools do not.
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not is_number:
+        raise ValueError(f"{name} must be a finite number {bound}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or not ok(value):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def check_positive_number(name: str, value: object) -> float:
+    """Return ``float(value)`` if it is a finite number > 0 (Python or NumPy), else raise naming ``name``."""
+    return _finite_number(name, value, "> 0", lambda v: v > 0)
 
 
 def check_non_negative_number(name: str, value: object) -> float:
-    """Return ``float(value)`` if it is a finite number >= 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a non-negative number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return float(value)
+    """Return ``float(value)`` if it is a finite number >= 0 (Python or NumPy), else raise naming ``name``."""
+    return _finite_number(name, value, ">= 0", lambda v: v >= 0)
 
 
 def check_fraction(name: str, value: object) -> float:

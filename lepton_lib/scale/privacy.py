@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from lepton_lib.core.checks import check_int_in_range, check_positive_int, check_positive_number
+from lepton_lib.core.checks import (check_int_in_range, check_non_negative_number, check_positive_int,
+                                    check_positive_number)
 
 __all__ = [
     "dirichlet_label_split",
@@ -170,25 +171,13 @@ def per_example_gradients(model: nn.Module, x: Tensor, y: Tensor,
     return vmap(grad(loss_of_one), in_dims=(None, 0, 0))(params, x, y)
 
 
-def _check_number(name: str, value: object, positive: bool) -> float:
-    """``value`` as a float; it must be a finite real number, > 0 if ``positive`` else >= 0.
-
-    Not :func:`lepton_lib.core.checks.check_positive_number`: this also accepts NumPy scalars, and
-    its message ("a finite number > 0") is the one the privacy tests and readers already know.
-    """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not math.isfinite(value) or (value <= 0 if positive else value < 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
 def clip_per_example(grads: dict[str, Tensor], max_norm: float) -> tuple[dict[str, Tensor], Tensor]:
     """Scale each example's gradient (over all parameters together) to L2 norm at most ``max_norm``.
 
     Returns the clipped gradients (same shapes) and the norms before clipping ``(B,)``. Gradients
     already shorter than ``max_norm`` are left unchanged: the factor is ``min(1, C / norm)``.
     """
-    _check_number("max_norm", max_norm, positive=True)
+    check_positive_number("max_norm", max_norm)
     if not grads:
         raise ValueError("grads is empty")
     batch = {g.shape[0] for g in grads.values()}
@@ -207,8 +196,8 @@ def noisy_average(clipped: dict[str, Tensor], max_norm: float, noise_multiplier:
     Dividing by the *expected* batch size (a constant) rather than the sampled one keeps the
     released quantity a plain sum plus noise, which is what the accountant analyses.
     """
-    _check_number("noise_multiplier", noise_multiplier, positive=False)
-    _check_number("expected_batch_size", expected_batch_size, positive=True)
+    check_non_negative_number("noise_multiplier", noise_multiplier)
+    check_positive_number("expected_batch_size", expected_batch_size)
     out = {}
     for name, g in clipped.items():
         # Drawn by the generator on its own device, then moved: a CPU generator gives the same noise on every device.
@@ -233,8 +222,8 @@ def dp_sgd(model: nn.Module, x: Tensor, y: Tensor, epochs: int, batch_size: int,
         raise ValueError(f"x and y must hold the same positive number of examples, got {len(x)} and {len(y)}")
     check_int_in_range("batch_size", batch_size, 1, n)
     check_positive_int("epochs", epochs)  # every setting is checked before the model is touched
-    _check_number("max_norm", max_norm, positive=True)
-    _check_number("noise_multiplier", noise_multiplier, positive=False)
+    check_positive_number("max_norm", max_norm)
+    check_non_negative_number("noise_multiplier", noise_multiplier)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
         raise ValueError(f"lr must be a finite number, got {lr!r}")
     sample_rate = batch_size / n
@@ -265,7 +254,7 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     """
     from opacus.accountants import RDPAccountant  # optional dependency: only this function needs it
 
-    _check_number("noise_multiplier", noise_multiplier, positive=False)
+    check_non_negative_number("noise_multiplier", noise_multiplier)
     check_positive_int("steps", steps)
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate must lie in (0, 1], got {sample_rate!r}")
