@@ -12,16 +12,21 @@ import os
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from lepton_lib.bert import (
     ExampleStream,
+    PretrainConfig,
     PretrainingBatcher,
     PretrainingExample,
     BertConfig,
     BertForPreTraining,
     create_nsp_examples,
     create_sop_examples,
+    evaluate_pretraining,
     mask_tokens,
     pack_sequences,
+    pretrain,
 )
 from lepton_lib.bert import SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -161,6 +166,75 @@ def test_sop_examples_feed_the_batcher_and_the_pair_head():
     out = model(**batch)
     assert out.nsp_logits.shape == (len(examples), 2) and torch.isfinite(out.nsp_loss_sum)
 
+def mixed_examples() -> list[PretrainingExample]:
+    """SOP pairs and packed single segments in one list (what ``mask_pair_labels`` builds)."""
+    docs = toy_documents(12)
+    return create_sop_examples(docs[:6], 24, seed=0) + pack_sequences(docs[6:], 24, SEP)
+
+
+def tiny_pair_model_for(vocab_size: int) -> BertForPreTraining:
+    torch.manual_seed(0)
+    config = BertConfig.preset("tiny", vocab_size=vocab_size, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                               attention_probs_dropout_prob=0.0)
+    return BertForPreTraining(config)
+
+
+def test_examples_without_a_pair_get_label_minus_100_and_the_pair_loss_leaves_them_out():
+    examples = mixed_examples()
+    paired = [bool(e.tokens_b) for e in examples]
+    assert 0 < sum(paired) < len(examples)
+    ids = {t for e in examples for t in (*e.tokens_a, *e.tokens_b)}
+    tokenizer = WordPieceTokenizer(list(SPECIAL_TOKENS) + [f"w{i}" for i in range(max(ids) - 4)])
+    batcher = PretrainingBatcher(examples, tokenizer, seed=0)
+    batch = batcher([(0, i) for i in range(len(examples))])
+    assert batch["nsp_labels"].tolist() == [int(e.is_random_next) if e.tokens_b else -100 for e in examples]
+    model = tiny_pair_model_for(tokenizer.vocab_size).eval()
+    out = model(**batch)
+    keep = torch.tensor(paired)
+    only_pairs = F.cross_entropy(out.nsp_logits[keep], batch["nsp_labels"][keep])  # mean over the labelled pairs
+    assert out.nsp_loss.item() == pytest.approx(only_pairs.item(), rel=1e-6)
+    assert out.nsp_loss_sum.item() == pytest.approx(only_pairs.item() * sum(paired), rel=1e-6)
+    # the packed examples' pair logits do not move the loss; a batch of packed examples only has pair loss 0
+    assert model(**batcher([(0, i) for i, p in enumerate(paired) if not p])).nsp_loss.item() == 0.0
+    # held-out pair accuracy counts the labelled pairs only
+    accuracy = evaluate_pretraining(model, batcher)["nsp_accuracy"]
+    correct = int((out.nsp_logits.argmax(-1) == batch["nsp_labels"])[keep].sum())
+    assert accuracy == correct / sum(paired)
+
+
+def test_the_training_loop_averages_the_pair_loss_over_labelled_pairs_across_micro_batches():
+    examples = mixed_examples()
+    ids = {t for e in examples for t in (*e.tokens_a, *e.tokens_b)}
+    tokenizer = WordPieceTokenizer(list(SPECIAL_TOKENS) + [f"w{i}" for i in range(max(ids) - 4)])
+    batcher = PretrainingBatcher(examples, tokenizer, seed=0)
+    config = PretrainConfig(steps=1, batch_size=len(examples), grad_accum_steps=1, lr=1e-3, warmup_steps=0,
+                            progress=False)
+    batch = batcher([(0, i) for i in range(len(examples))])
+    expected = tiny_pair_model_for(tokenizer.vocab_size)(**batch)
+    keep = torch.tensor([bool(e.tokens_b) for e in examples])
+    pairs_only = F.cross_entropy(expected.nsp_logits[keep], batch["nsp_labels"][keep]).item()
+    for accumulation in (1, 2) if len(examples) % 2 == 0 else (1,):
+        log = pretrain(tiny_pair_model_for(tokenizer.vocab_size), batcher,
+                       PretrainConfig(**{**config.__dict__, "grad_accum_steps": accumulation}))
+        assert log.nsp_loss[0] == pytest.approx(pairs_only, rel=1e-5)  # not diluted by the packed examples
+        assert log.mlm_loss[0] == pytest.approx(expected.mlm_loss.item(), rel=1e-5)
+
+
+def test_with_every_pair_labelled_the_pair_loss_is_the_batch_mean_bit_for_bit():
+    """The loss before pair-label masking existed (HEAD 19038db: ``cross_entropy(sum) / batch size``), exactly."""
+    tokenizer = toy_tokenizer()
+    g = torch.Generator().manual_seed(1)
+    docs = [[torch.randint(5, VOCAB, (int(n),), generator=g).tolist() for n in torch.randint(2, 9, (6,), generator=g)]
+            for _ in range(8)]
+    examples = create_nsp_examples(docs, 24, seed=0)
+    batch = PretrainingBatcher(examples, tokenizer, seed=0)([(0, i) for i in range(len(examples))])
+    assert (batch["nsp_labels"] != -100).all()
+    out = tiny_pair_model_for(VOCAB)(**batch)
+    before = F.cross_entropy(out.nsp_logits.float(), batch["nsp_labels"], reduction="sum") / len(examples)
+    assert torch.equal(out.nsp_loss, before)
+    assert torch.equal(out.loss, out.mlm_loss + before)
+
+
 @pytest.mark.parametrize("whole_sentences", [False, True])
 def test_packing_keeps_every_token_in_order(whole_sentences):
     docs = toy_documents(40)
@@ -199,7 +273,7 @@ def test_batcher_layout_and_dynamic_versus_static_masks():
     assert batch["token_type_ids"][0, :8].tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
     assert batch["attention_mask"][0].tolist() == [1] * 8 + [0] * 34
     assert torch.all(batch["input_ids"][0, 8:] == PAD) and torch.all(batch["mlm_labels"][0, 8:] == -100)
-    assert batch["nsp_labels"].tolist() == [0, 0]
+    assert batch["nsp_labels"].tolist() == [0, -100]  # the packed example has no pair: its label is ignored
     # A mask depends on (epoch, example) only: not on the batch's other members or their order.
     alone = batcher([(0, 1)])
     assert torch.equal(alone["input_ids"][0], batch["input_ids"][1])

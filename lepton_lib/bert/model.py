@@ -110,7 +110,7 @@ class BertOutput:
 class PreTrainingOutput:
     loss: Tensor | None  # mlm_loss + nsp_loss, when labels were given
     mlm_loss: Tensor | None  # mean cross-entropy over the masked positions
-    nsp_loss: Tensor | None  # mean cross-entropy of IsNext / NotNext
+    nsp_loss: Tensor | None  # mean cross-entropy of IsNext / NotNext over the labelled pairs (label != -100)
     mlm_logits: Tensor  # (B, S, V), or (M, V) for the M masked positions with predict_masked_only
     nsp_logits: Tensor | None  # (B, 2): class 0 = IsNext, 1 = NotNext (Hugging Face's convention)
     mlm_loss_sum: Tensor | None = None  # the sums and counts, to normalise over several micro-batches
@@ -148,11 +148,13 @@ def _check_labels(name: str, labels: object, shape: tuple[int, ...], described: 
     if labels.dtype != torch.long:
         raise ValueError(f"{name} must be an int64 tensor, got {labels.dtype}")
     if should_check_values(labels):
-        ignored = labels == IGNORE_INDEX if name == "mlm_labels" else torch.zeros_like(labels, dtype=torch.bool)
+        ignored = labels == IGNORE_INDEX  # an unscored position (MLM) or an example without a pair (NSP/SOP)
         bad = labels[~ignored & ((labels < 0) | (labels >= num_classes))]
         if bad.numel():
-            allowed = f"-100 or ids in [0, {num_classes - 1}]" if name == "mlm_labels" else "0 or 1"
-            raise ValueError(f"{name} must hold {allowed}, got {int(bad[0])}")
+            if name == "mlm_labels":
+                raise ValueError(f"{name} must hold -100 or ids in [0, {num_classes - 1}], got {int(bad[0])}")
+            raise ValueError(f"{name} must hold 0 or 1, got {int(bad[0])} (or -100: an example without a pair, "
+                             f"which the pair loss ignores)")
 
 
 def _check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor | None,
@@ -253,7 +255,9 @@ class BertForPreTraining(nn.Module):
 
     ``forward(input_ids, attention_mask, token_type_ids, mlm_labels (B, S), nsp_labels (B,))``:
     ``mlm_labels`` holds the original id at each masked position and -100 elsewhere; ``nsp_labels``
-    is 0 when segment B really follows A and 1 when it is a random sentence.
+    is 0 when segment B really follows A and 1 when it is a random sentence (SOP: 0 in order, 1
+    swapped), or -100 for an example without a pair, which the pair loss leaves out: ``nsp_loss``
+    is the mean over the labelled examples.
     """
 
     def __init__(self, config: BertConfig, use_nsp: bool = True, predict_masked_only: bool = True) -> None:
@@ -298,9 +302,9 @@ class BertForPreTraining(nn.Module):
         masked_count = masked.sum()
         mlm_loss = mlm_sum / masked_count.clamp(min=1)
         nsp_sum = nsp_loss = None
-        if nsp_labels is not None:
-            nsp_sum = F.cross_entropy(nsp_logits.float(), nsp_labels, reduction="sum")
-            nsp_loss = nsp_sum / input_ids.shape[0]
+        if nsp_labels is not None:  # -100 marks an example without a pair: left out of the sum and of the mean
+            nsp_sum = F.cross_entropy(nsp_logits.float(), nsp_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+            nsp_loss = nsp_sum / (nsp_labels != IGNORE_INDEX).sum().clamp(min=1)
         loss = mlm_loss if nsp_loss is None else mlm_loss + nsp_loss
         return PreTrainingOutput(loss, mlm_loss, nsp_loss, logits, nsp_logits, mlm_sum, nsp_sum, masked_count)
 

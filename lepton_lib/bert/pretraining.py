@@ -200,9 +200,11 @@ def pretrain(
         began = time.perf_counter()
         items = stream.batch(step)[rank * per_step * config.grad_accum_steps:][: per_step * config.grad_accum_steps]
         micro = [batcher(items[k : k + per_step]) for k in range(0, len(items), per_step)]
-        local = [sum(int((b["mlm_labels"] != IGNORE_INDEX).sum()) for b in micro),  # masked tokens, real tokens
-                 sum(int(b["attention_mask"].sum()) for b in micro)]
-        global_masked, global_tokens = _all_reduce([float(v) for v in local], device)
+        local = [sum(int((b["mlm_labels"] != IGNORE_INDEX).sum()) for b in micro),  # masked tokens
+                 sum(int(b["attention_mask"].sum()) for b in micro),  # real tokens
+                 # labelled pairs: batch_size when every example has a pair, fewer with packed ones among them
+                 sum(int((b["nsp_labels"] != IGNORE_INDEX).sum()) for b in micro if "nsp_labels" in b)]
+        global_masked, global_tokens, global_pairs = _all_reduce([float(v) for v in local], device)
         sums = torch.zeros(2, dtype=torch.float64)
         for k, batch in enumerate(micro):
             batch = _to(batch, device, model)
@@ -211,7 +213,7 @@ def pretrain(
                 out = runner(**batch)
                 loss = out.mlm_loss_sum / max(global_masked, 1.0)
                 if out.nsp_loss_sum is not None:
-                    loss = loss + out.nsp_loss_sum / config.batch_size
+                    loss = loss + out.nsp_loss_sum / max(global_pairs, 1.0)
                 (loss * world).backward()  # DDP averages over processes: undo it, we normalised globally
             nsp_sum = 0.0 if out.nsp_loss_sum is None else out.nsp_loss_sum.item()
             sums += torch.tensor([out.mlm_loss_sum.item(), nsp_sum], dtype=torch.float64)
@@ -220,7 +222,7 @@ def pretrain(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         mlm_sum, nsp_sum = _all_reduce(sums.tolist(), device)
-        mlm, nsp = mlm_sum / max(global_masked, 1.0), nsp_sum / config.batch_size
+        mlm, nsp = mlm_sum / max(global_masked, 1.0), nsp_sum / max(global_pairs, 1.0)
         log.step.append(step + 1)
         log.mlm_loss.append(mlm)
         log.nsp_loss.append(nsp)
@@ -274,7 +276,8 @@ def _save(config: PretrainConfig, step: int, model: nn.Module, optimizer: torch.
 @torch.no_grad()
 def evaluate_pretraining(model: BertForPreTraining, batcher: PretrainingBatcher, indices: list[int] | None = None,
                          batch_size: int = 64, device: torch.device | str = "cpu") -> dict[str, float]:
-    """MLM loss (mean over masked tokens), perplexity ``exp(loss)``, MLM top-1 accuracy, NSP accuracy.
+    """MLM loss (mean over masked tokens), perplexity ``exp(loss)``, MLM top-1 accuracy, NSP (or SOP) accuracy
+    over the examples that have a pair.
 
     Masks are those of epoch 0, so the numbers are the same at every call.
     """
@@ -282,7 +285,7 @@ def evaluate_pretraining(model: BertForPreTraining, batcher: PretrainingBatcher,
     was_training = model.training
     model.eval()
     indices = list(range(len(batcher.examples))) if indices is None else indices
-    mlm_sum, masked, correct, nsp_correct = 0.0, 0, 0, 0
+    mlm_sum, masked, correct, nsp_correct, pairs = 0.0, 0, 0, 0, 0
     for k in range(0, len(indices), batch_size):
         batch = _to(batcher([(0, i) for i in indices[k : k + batch_size]]), device, model)
         out = model(**batch)
@@ -292,11 +295,13 @@ def evaluate_pretraining(model: BertForPreTraining, batcher: PretrainingBatcher,
         masked += out.num_masked
         correct += int((logits.argmax(-1) == targets).sum())
         if out.nsp_logits is not None and "nsp_labels" in batch:
-            nsp_correct += int((out.nsp_logits.argmax(-1) == batch["nsp_labels"]).sum())
+            labelled = batch["nsp_labels"] != IGNORE_INDEX  # examples without a pair are not scored
+            nsp_correct += int((out.nsp_logits.argmax(-1) == batch["nsp_labels"])[labelled].sum())
+            pairs += int(labelled.sum())
     model.train(was_training)
     loss = mlm_sum / max(masked, 1)
     return {"mlm_loss": loss, "perplexity": float(torch.tensor(loss).exp()), "mlm_accuracy": correct / max(masked, 1),
-            "nsp_accuracy": nsp_correct / len(indices) if model.use_nsp and batcher.has_pairs else float("nan")}
+            "nsp_accuracy": nsp_correct / max(pairs, 1) if model.use_nsp and batcher.has_pairs else float("nan")}
 
 
 @torch.no_grad()

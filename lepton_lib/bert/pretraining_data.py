@@ -368,7 +368,10 @@ class PretrainingBatcher:
         return (self.seed * 1_000_003 + (0 if self.static_masking else epoch)) * 10_000_019 + index
 
     def __call__(self, items: Sequence[tuple[int, int]]) -> dict[str, Tensor]:
-        """``input_ids, token_type_ids, attention_mask, mlm_labels`` (B, S) and ``nsp_labels`` (B,)."""
+        """``input_ids, token_type_ids, attention_mask, mlm_labels`` (B, S) and ``nsp_labels`` (B,).
+
+        ``nsp_labels`` only when some example has a pair; -100 for the examples that have none.
+        """
         encoded = [self.encode(self.examples[index]) for _, index in items]
         width = max(len(ids) for ids, _ in encoded)
         batch = {name: torch.zeros(len(items), width, dtype=torch.long)
@@ -384,6 +387,7 @@ class PretrainingBatcher:
             batch["token_type_ids"][row, :n] = torch.tensor(types)
             batch["attention_mask"][row, :n] = 1
             batch["mlm_labels"][row, :n] = labels
-        if self.has_pairs:
-            batch["nsp_labels"] = torch.tensor([int(self.examples[i].is_random_next) for _, i in items])
+        if self.has_pairs:  # an example without segment B (packed among pairs) has no pair label: -100, ignored
+            batch["nsp_labels"] = torch.tensor([int(self.examples[i].is_random_next) if self.examples[i].tokens_b
+                                                else IGNORE_INDEX for _, i in items])
         return batch

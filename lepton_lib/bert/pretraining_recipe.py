@@ -1,9 +1,10 @@
 """Pretrain a BERT from the command line: ``python -m lepton_lib.bert.pretraining_recipe --preset mini ...``.
 
 A :class:`Recipe` fixes everything a run depends on (corpus, vocabulary, model size, batch,
-schedule, seed). :func:`run_recipe` trains a WordPiece vocabulary on the training documents, builds
-NSP pairs (or packed single-segment sequences with ``--no-nsp``), pretrains, evaluates on held-out
-documents (every 20th document), and writes into ``--out``::
+schedule, seed). :func:`run_recipe` trains a WordPiece vocabulary on the training documents (or
+reads bert-base-uncased's with ``--vocabulary bert-base-uncased``), builds NSP pairs (SOP pairs
+with ``--pairs sop``, packed single-segment sequences with ``--pairs none``), pretrains, evaluates
+on held-out documents (every 20th document), and writes into ``--out``::
 
     final/config.json, final/model.safetensors, final/vocab.txt   (a Hugging Face BERT directory)
     checkpoints/step-XXXXXXXX/                                    (with --checkpoint-every)
@@ -15,6 +16,8 @@ under ``book/bert/results/``; ``tools/reproduce.py`` re-creates them so).
 Examples::
 
     python -m lepton_lib.bert.pretraining_recipe --preset tiny --steps 200 --out runs/tiny
+    python -m lepton_lib.bert.pretraining_recipe --corpus tapt --vocabulary bert-base-uncased --pairs sop \\
+        --mask-pair-labels --seq-len 128 --out runs/tapt-sop      # the task-adaptive corpus, ALBERT's SOP
     python -m lepton_lib.bert.pretraining_recipe --preset mini --steps 20000 --batch-size 256 --grad-accum 4 \\
         --checkpoint-every 1000 --resume latest --out runs/mini          # on a GPU: bf16 autocast
     torchrun --nproc_per_node 2 -m lepton_lib.bert.pretraining_recipe --preset tiny --steps 200 --out runs/ddp
@@ -28,7 +31,8 @@ import argparse
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import random
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -38,22 +42,48 @@ from lepton_lib.core.cli import non_negative_float_arg, non_negative_int_arg, po
 from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters
 from lepton_lib.bert.saving import save_pretrained
 from lepton_lib.data.download import cache_dir
-from lepton_lib.data.text import CORPORA, load_corpus
+from lepton_lib.data.text import CORPORA, load_corpus, unlabelled_pretraining_text
+from lepton_lib.bert.fine_tuning import minilm_directory
 from lepton_lib.bert.pretraining import PretrainConfig, evaluate_pretraining, pretrain
-from lepton_lib.bert.pretraining_data import PretrainingBatcher, create_nsp_examples, pack_sequences, tokenize_documents
+from lepton_lib.bert.pretraining_data import (
+    PretrainingBatcher, PretrainingExample, create_nsp_examples, create_sop_examples, pack_sequences,
+    tokenize_documents,
+)
 from lepton_lib.bert.tokenization import WordPieceTokenizer
 from lepton_lib.core.records import command_line, provenance
 from lepton_lib.core.runtime import seeded_torch_rng
 
 __all__ = [
-    "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents", "prepare_data", "build_model", "run_recipe",
+    "CORPUS_CHOICES", "PAIR_TASKS", "VOCABULARIES", "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents",
+    "recipe_documents", "build_tokenizer", "build_examples", "prepare_data", "build_model", "run_recipe",
     "cached_pretraining",
 ]
 
+# "tapt": unlabelled_pretraining_text(), i.e. WikiText-2, Tiny Shakespeare and the SST-2/MR training sentences
+# (task-adaptive pretraining, Gururangan et al. 2020, arXiv:2004.10964) with every evaluation sentence held out.
+CORPUS_CHOICES = (*CORPORA, "tapt")
+PAIR_TASKS = ("nsp", "sop")  # BERT's next-sentence prediction; ALBERT's sentence-order prediction (arXiv:1909.11942)
+VOCABULARIES = ("trained", "bert-base-uncased")  # WordPiece trained on the corpus; the 30,522 pieces BERT shipped
+# Fields added after runs were cached: at their defaults they are left out of key(), repr() and the records, so a
+# recipe that does not use them keeps its cache folder, its printed form and its stored record.
+_LATER_FIELDS = ("pair_task", "vocabulary", "mask_pair_labels", "max_documents")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Recipe:
-    """Everything a pretraining run depends on; two runs of one recipe give the same weights."""
+    """Everything a pretraining run depends on; two runs of one recipe give the same weights.
+
+    ``nsp``: train the 2-way pair head on sentence pairs (False: MLM only, on packed sequences), and
+    ``pair_task`` says which pairs: ``"nsp"`` (B follows A, or comes from another document) or ``"sop"``
+    (A and B consecutive, in order or swapped). ``pair_objective`` reads both as "nsp", "sop" or "none".
+    ``corpora``: names from ``CORPUS_CHOICES``; ``"tapt"`` stands alone. ``vocabulary``: ``"trained"``
+    (``vocab_size`` pieces learnt from the training documents) or ``"bert-base-uncased"`` (its 30,522
+    pieces; ``vocab_size`` is then unused). ``mask_pair_labels``: documents of one sentence (the TAPT
+    snippets) are packed into single-segment MLM examples whose pair label is ignored (-100), instead of
+    being cut in two to make a pair; only documents of two or more sentences give pairs.
+    ``max_documents``: a seeded sample of that many documents of the corpus, in their order (0: all),
+    for quick checks.
+    """
 
     preset: str = "tiny"
     corpora: tuple[str, ...] = ("wikitext2",)
@@ -69,10 +99,45 @@ class Recipe:
     dropout: float = 0.1
     seed: int = 0
     precision: str = "auto"
+    pair_task: str = "nsp"
+    vocabulary: str = "trained"
+    mask_pair_labels: bool = False
+    max_documents: int = 0
+
+    def __post_init__(self) -> None:
+        corpora = tuple(self.corpora)
+        if not corpora or not set(corpora) <= set(CORPUS_CHOICES) or ("tapt" in corpora and len(corpora) > 1):
+            raise ValueError(f"corpora (--corpus) must be names from {CORPUS_CHOICES}, 'tapt' alone (it holds "
+                             f"wikitext2 and tiny_shakespeare already), got {corpora!r}")
+        if self.pair_task not in PAIR_TASKS:
+            raise ValueError(f"pair_task (--pairs) must be one of {PAIR_TASKS}, got {self.pair_task!r}")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"vocabulary (--vocabulary) must be one of {VOCABULARIES}, got {self.vocabulary!r}")
+        if not isinstance(self.mask_pair_labels, bool):
+            raise ValueError(f"mask_pair_labels must be a bool, got {self.mask_pair_labels!r}")
+        if isinstance(self.max_documents, bool) or not isinstance(self.max_documents, int) or self.max_documents < 0:
+            raise ValueError(f"max_documents (--max-documents) must be an int >= 0 (0: all), "
+                             f"got {self.max_documents!r}")
+        if not self.nsp and (self.pair_task != "nsp" or self.mask_pair_labels):
+            raise ValueError(f"pair_task={self.pair_task!r} and mask_pair_labels={self.mask_pair_labels} need a pair "
+                             f"head, but nsp=False (--pairs none); leave them at 'nsp' and False for an MLM-only run")
+
+    @property
+    def pair_objective(self) -> str:
+        """``"nsp"``, ``"sop"`` or ``"none"`` (MLM only)."""
+        return self.pair_task if self.nsp else "none"
+
+    def record(self) -> dict:
+        """The recipe as a dict, without the later fields (``_LATER_FIELDS``) that are at their defaults."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in _LATER_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
     def key(self) -> str:
-        """A short hash naming the recipe's cache folder."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash naming the recipe's cache folder (of :meth:`record`: older recipes keep their key)."""
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def __repr__(self) -> str:
+        return f"Recipe({', '.join(f'{k}={getattr(self, k)!r}' for k in self.record())})"
 
 
 # The run the chapter's notebooks share (about two minutes on two CPU cores) and its MLM-only twin.
@@ -95,20 +160,50 @@ def split_documents(documents: list[list[str]]) -> tuple[list[list[str]], list[l
     return [d for k, d in enumerate(documents) if k % 20], documents[::20]
 
 
+def recipe_documents(recipe: Recipe) -> list[list[str]]:
+    """The corpus of ``recipe``: documents of sentences (a seeded sample of ``max_documents`` of them, if set)."""
+    if tuple(recipe.corpora) == ("tapt",):
+        documents = unlabelled_pretraining_text().documents
+    else:
+        documents = [doc for name in recipe.corpora for doc in load_corpus(name)]
+    if 0 < recipe.max_documents < len(documents):
+        chosen = sorted(random.Random(recipe.seed).sample(range(len(documents)), recipe.max_documents))
+        documents = [documents[i] for i in chosen]
+    return documents
+
+
+def build_tokenizer(recipe: Recipe, train_documents: list[list[str]]) -> WordPieceTokenizer:
+    """WordPiece trained on the training documents, or bert-base-uncased's vocabulary (shipped with MiniLM)."""
+    if recipe.vocabulary == "bert-base-uncased":
+        return WordPieceTokenizer.from_vocab_file(minilm_directory() / "vocab.txt")
+    return WordPieceTokenizer.train((s for d in train_documents for s in d), recipe.vocab_size)
+
+
+def build_examples(recipe: Recipe, documents: list[list[list[int]]], sep_id: int) -> list[PretrainingExample]:
+    """Pairs for ``recipe.pair_task``, or packed sequences; with ``mask_pair_labels``, one-sentence
+    documents are packed (the batcher labels them -100) and the others give pairs."""
+    if not recipe.nsp:
+        return pack_sequences(documents, recipe.seq_len, sep_id)
+    make_pairs = create_sop_examples if recipe.pair_task == "sop" else create_nsp_examples
+    if not recipe.mask_pair_labels:
+        return make_pairs(documents, recipe.seq_len, seed=recipe.seed)
+    singles, longer = [d for d in documents if len(d) == 1], [d for d in documents if len(d) > 1]
+    pairs = make_pairs(longer, recipe.seq_len, seed=recipe.seed) if longer else []
+    return pairs + (pack_sequences(singles, recipe.seq_len, sep_id) if singles else [])
+
+
 def prepare_data(recipe: Recipe) -> PreparedData:
-    """Vocabulary from the training documents, then NSP pairs (or packed sequences) for both splits."""
-    train_docs, heldout_docs = split_documents([doc for name in recipe.corpora for doc in load_corpus(name)])
-    tokenizer = WordPieceTokenizer.train((s for d in train_docs for s in d), recipe.vocab_size)
+    """Vocabulary (trained on the training documents, or read), then pairs or packed sequences for both splits."""
+    train_docs, heldout_docs = split_documents(recipe_documents(recipe))
+    tokenizer = build_tokenizer(recipe, train_docs)
     splits = {}
     for name, docs in (("train", train_docs), ("heldout", heldout_docs)):
-        ids = tokenize_documents(docs, tokenizer)
-        if recipe.nsp:
-            examples = create_nsp_examples(ids, recipe.seq_len, seed=recipe.seed)
-        else:
-            examples = pack_sequences(ids, recipe.seq_len, tokenizer.sep_id)
+        examples = build_examples(recipe, tokenize_documents(docs, tokenizer), tokenizer.sep_id)
         splits[name] = PretrainingBatcher(examples, tokenizer, seed=recipe.seed)
     stats = {f"{k}_examples": len(b.examples) for k, b in splits.items()}
     stats["train_documents"], stats["heldout_documents"] = len(train_docs), len(heldout_docs)
+    if recipe.mask_pair_labels:  # how many examples carry a pair label
+        stats |= {f"{k}_pairs": sum(1 for e in b.examples if e.tokens_b) for k, b in splits.items()}
     return PreparedData(tokenizer, splits["train"], splits["heldout"], stats)
 
 
@@ -147,7 +242,7 @@ def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = N
     with seeded_torch_rng(recipe.seed):  # dropout, if the recipe has any; the caller's stream is left alone
         log = pretrain(model, data.train, train_config, device=device, resume_from=resume)
     after = evaluate_pretraining(model, data.heldout, device=device)
-    result = {"recipe": asdict(recipe), "parameters": count_parameters(model), "data": data.stats,
+    result = {"recipe": recipe.record(), "parameters": count_parameters(model), "data": data.stats,
               "heldout_before": before, "heldout_after": after, "log": log.as_dict(),
               **provenance(command),
               "world_size": dist.get_world_size() if dist.is_initialized() else 1}
@@ -180,8 +275,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lepton_lib.bert.pretraining_recipe", description=__doc__.split("\n\n")[0])
     d = Recipe()
     p.add_argument("--preset", default=d.preset, choices=["tiny", "mini", "small", "base"])
-    p.add_argument("--corpus", nargs="+", default=list(d.corpora), choices=CORPORA)
-    p.add_argument("--vocab-size", type=positive_int_arg, default=d.vocab_size)
+    p.add_argument("--corpus", nargs="+", default=list(d.corpora), choices=CORPUS_CHOICES,
+                   help="'tapt': WikiText-2, Tiny Shakespeare, SST-2/MR training text, evaluation sentences held out")
+    p.add_argument("--max-documents", type=non_negative_int_arg, default=d.max_documents,
+                   help="a seeded sample of this many documents (0: all)")
+    p.add_argument("--vocabulary", default=d.vocabulary, choices=VOCABULARIES)
+    p.add_argument("--vocab-size", type=positive_int_arg, default=d.vocab_size, help="with --vocabulary trained")
     p.add_argument("--seq-len", type=positive_int_arg, default=d.seq_len)
     p.add_argument("--batch-size", type=positive_int_arg, default=d.batch_size, help="global batch (all processes)")
     p.add_argument("--grad-accum", type=positive_int_arg, default=d.grad_accum_steps)
@@ -189,7 +288,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float_arg, default=d.lr)
     p.add_argument("--warmup", type=non_negative_int_arg, default=d.warmup_steps)
     p.add_argument("--weight-decay", type=non_negative_float_arg, default=d.weight_decay)
-    p.add_argument("--no-nsp", action="store_true", help="MLM only, on packed sequences (RoBERTa)")
+    pairs = p.add_mutually_exclusive_group()
+    pairs.add_argument("--pairs", default=None, choices=[*PAIR_TASKS, "none"],
+                       help="the pair objective besides MLM (default nsp; none: MLM only, on packed sequences)")
+    pairs.add_argument("--no-nsp", action="store_true", help="the same as --pairs none")
+    p.add_argument("--mask-pair-labels", action="store_true",
+                   help="pack one-sentence documents as MLM-only examples (pair label ignored) instead of pairs")
     p.add_argument("--dropout", type=non_negative_float_arg, default=d.dropout)
     p.add_argument("--seed", type=non_negative_int_arg, default=d.seed)
     p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
@@ -204,18 +308,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    objective = "none" if args.no_nsp else (args.pairs or "nsp")
+    try:
+        recipe = Recipe(
+            preset=args.preset, corpora=tuple(args.corpus), vocab_size=args.vocab_size, seq_len=args.seq_len,
+            batch_size=args.batch_size, grad_accum_steps=args.grad_accum, steps=args.steps, lr=args.lr,
+            warmup_steps=args.warmup, weight_decay=args.weight_decay, nsp=objective != "none", dropout=args.dropout,
+            seed=args.seed, precision=args.precision, pair_task="nsp" if objective == "none" else objective,
+            vocabulary=args.vocabulary, mask_pair_labels=args.mask_pair_labels, max_documents=args.max_documents,
+        )
+    except ValueError as error:  # a combination of flags no recipe has; the message names them
+        parser.error(str(error))
     if args.threads:
         torch.set_num_threads(args.threads)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo")
-    recipe = Recipe(
-        preset=args.preset, corpora=tuple(args.corpus), vocab_size=args.vocab_size, seq_len=args.seq_len,
-        batch_size=args.batch_size, grad_accum_steps=args.grad_accum, steps=args.steps, lr=args.lr,
-        warmup_steps=args.warmup, weight_decay=args.weight_decay, nsp=not args.no_nsp, dropout=args.dropout,
-        seed=args.seed, precision=args.precision,
-    )
     rank = dist.get_rank() if distributed else 0
     command = command_line("python -m lepton_lib.bert.pretraining_recipe", argv)
     try:
@@ -227,7 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
     after = result["heldout_after"]
     if rank == 0:
         print(f"held-out MLM loss {after['mlm_loss']:.4f} (perplexity {after['perplexity']:.1f}), "
-              f"NSP accuracy {after['nsp_accuracy']:.4f}; wrote {args.out}")
+              f"{recipe.pair_task.upper()} accuracy {after['nsp_accuracy']:.4f}; wrote {args.out}")
     return result
 
 
