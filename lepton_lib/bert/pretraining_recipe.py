@@ -8,6 +8,7 @@ on held-out documents (every 20th document), and writes into ``--out``::
 
     final/config.json, final/model.safetensors, final/vocab.txt   (a Hugging Face BERT directory)
     checkpoints/step-XXXXXXXX/                                    (with --checkpoint-every)
+    steps/step-XXXXXXXX/                 each checkpoint's weights as a Hugging Face BERT directory
     metrics.json                                                  (log, held-out metrics, command, date, machine)
 
 ``--record PATH`` also writes ``metrics.json`` to ``PATH`` (the book keeps its long runs' records
@@ -39,6 +40,7 @@ import torch
 import torch.distributed as dist
 
 from lepton_lib.core.cli import non_negative_float_arg, non_negative_int_arg, positive_float_arg, positive_int_arg
+from lepton_lib.bert.checkpoint import list_checkpoints, load_checkpoint
 from lepton_lib.bert.model import BertConfig, BertForPreTraining, count_parameters
 from lepton_lib.bert.saving import save_pretrained
 from lepton_lib.data.download import cache_dir
@@ -56,7 +58,7 @@ from lepton_lib.core.runtime import seeded_torch_rng
 __all__ = [
     "CORPUS_CHOICES", "PAIR_TASKS", "VOCABULARIES", "Recipe", "BOOK_RECIPE", "BOOK_RECIPE_NO_NSP", "split_documents",
     "recipe_documents", "build_tokenizer", "build_examples", "prepare_data", "build_model", "run_recipe",
-    "cached_pretraining",
+    "export_checkpoints", "cached_pretraining",
 ]
 
 # "tapt": unlabelled_pretraining_text(), i.e. WikiText-2, Tiny Shakespeare and the SST-2/MR training sentences
@@ -254,7 +256,32 @@ def run_recipe(recipe: Recipe, out: str | Path, checkpoint_every: int | None = N
         if record is not None:
             Path(record).parent.mkdir(parents=True, exist_ok=True)
             Path(record).write_text(json.dumps(result, indent=1))
+        if checkpoint_every:
+            export_checkpoints(out)
     return result
+
+
+def export_checkpoints(out: str | Path) -> list[Path]:
+    """Write every checkpoint of the run in ``out`` as a Hugging Face directory ``out/steps/step-XXXXXXXX``.
+
+    The weights a checkpoint holds mid-run, with the final model's config and vocabulary: what a
+    learning curve (downstream accuracy against pretraining steps) fine-tunes.
+    """
+    out = Path(out)
+    final = out / "final"
+    if not (final / "config.json").is_file() or not (out / "metrics.json").is_file():
+        raise FileNotFoundError(f"out must hold a finished run (final/config.json, metrics.json), not found in {out}")
+    config = BertConfig.from_dict(json.loads((final / "config.json").read_text()))
+    use_nsp = json.loads((out / "metrics.json").read_text())["recipe"]["nsp"]  # MLM-only runs have no pair head
+    exported = []
+    for checkpoint in list_checkpoints(out / "checkpoints"):
+        model = BertForPreTraining(config, use_nsp=use_nsp)
+        load_checkpoint(checkpoint, model, restore_rng=False)
+        target = out / "steps" / checkpoint.name
+        save_pretrained(model, target)
+        (target / "vocab.txt").write_bytes((final / "vocab.txt").read_bytes())
+        exported.append(target)
+    return exported
 
 
 def cached_pretraining(recipe: Recipe, root: str | Path | None = None, progress: bool = True) -> Path:
