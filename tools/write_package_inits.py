@@ -29,8 +29,10 @@ DOCS = {
             "lepton_lib.bert.fine_tuning_recipe.",
     "gnn": "Graph neural networks (book/gnn): graph operations, message-passing layers and models, their training,\n"
            "neighbour sampling and graph-based recommendation.",
-    "cases": "Case studies (book/cases): the pipelines behind each case, group fairness rates and calibration.",
-    "background": "Background (book/background): the arithmetic of training and serving large models.",
+    "cases": "Case studies (book/cases): the pipelines behind each case, group fairness rates, calibration and route\n"
+             "optimisation.",
+    "background": "Background (book/background): the arithmetic of training and serving large models; BLEU, CLIP's\n"
+                  "contrastive loss and REINFORCE.",
     "interop": "Converters between this library's modules and torch's, Hugging Face's and PyTorch Geometric's: the\n"
                "parity tests and weight loading use them; the chapters' teaching code does not.",
     "scale": "Scale and deployment (book/scale): activation memory, fast decoding, compression, privacy and\n"
