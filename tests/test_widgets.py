@@ -1,6 +1,9 @@
 """lepton_lib.core.widgets: a demo precomputed over a grid, switched by jslink-ed stacks."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import ipywidgets as widgets
 import matplotlib
 
@@ -109,3 +112,90 @@ def test_live_demo_computes_any_value_when_moved():
     assert stored_text(out) == "c=0.123"
     with pytest.raises(ValueError, match="controls"):
         live_demo(text)
+
+
+# --- the stored notebooks: every control a reader sees in the book drives a precomputed demo ---
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+CONTROL_MODELS = {
+    "SelectionSliderModel", "SelectionRangeSliderModel", "DropdownModel", "SelectModel", "IntSliderModel",
+    "FloatSliderModel", "FloatLogSliderModel", "IntRangeSliderModel", "FloatRangeSliderModel", "IntTextModel",
+    "FloatTextModel", "BoundedIntTextModel", "BoundedFloatTextModel", "TextModel", "CheckboxModel",
+    "ToggleButtonModel", "ToggleButtonsModel", "RadioButtonsModel", "ButtonModel", "PlayModel",
+}
+HIDDEN = {"remove-output", "remove-cell", "hide-output"}
+
+
+def _ref(value: object) -> str | None:
+    return value[len("IPY_MODEL_"):] if isinstance(value, str) and value.startswith("IPY_MODEL_") else None
+
+
+def shown_controls(notebook: Path) -> list[tuple[str, str]]:
+    """(model id, model name) of every control inside a widget output that the book shows."""
+    nb = json.loads(notebook.read_text())
+    state = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    models = state.get("state", {})
+    found = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or HIDDEN & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            todo, seen = ([view["model_id"]] if view else []), set()
+            while todo:
+                model_id = todo.pop()
+                if model_id in seen or model_id not in models:
+                    continue
+                seen.add(model_id)
+                model = models[model_id]
+                if model["model_name"] in CONTROL_MODELS:
+                    found.append((model_id, model["model_name"]))
+                todo += [r for r in map(_ref, model["state"].get("children", [])) if r]
+    return found
+
+
+def linked_to_a_stack(notebook: Path) -> set[str]:
+    """Model ids of controls whose ``index`` is jslink-ed to a Stack's ``selected_index``."""
+    state = json.loads(notebook.read_text())["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+    models = state["state"]
+    linked = set()
+    for model in models.values():
+        if model["model_name"] != "LinkModel":
+            continue
+        (source, source_attr), (target, target_attr) = model["state"]["source"], model["state"]["target"]
+        target_model = models.get(_ref(target) or "", {})
+        if (source_attr, target_attr) == ("index", "selected_index") and target_model.get("model_name") == "StackModel":
+            linked.add(_ref(source))
+    return linked
+
+
+NOTEBOOKS = sorted(BOOK.rglob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[str(p.relative_to(BOOK)) for p in NOTEBOOKS])
+def test_every_control_the_book_shows_switches_a_precomputed_result(notebook: Path):
+    controls = shown_controls(notebook)
+    if not controls:
+        return
+    dead = [(model_id, name) for model_id, name in controls if model_id not in linked_to_a_stack(notebook)]
+    assert not dead, (
+        f"{notebook}: controls shown in the book that drive nothing without a kernel: {dead}; "
+        "use lepton_lib.core.precomputed_demo, or tag the cell remove-output if it is for a kernel only"
+    )
+
+
+def test_the_check_finds_a_control_that_drives_nothing(tmp_path: Path):
+    slider = widgets.IntSlider(value=1)
+    state = {"version_major": 2, "version_minor": 0, "state": {
+        slider.model_id: {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls",
+                          "model_module_version": "2.0.0", "state": {}}}}
+    notebook = tmp_path / "page.ipynb"
+    notebook.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "metadata": {}, "source": [], "execution_count": 1, "outputs": [
+            {"output_type": "display_data", "metadata": {},
+             "data": {"application/vnd.jupyter.widget-view+json": {"model_id": slider.model_id}}}]}],
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": state}}, "nbformat": 4, "nbformat_minor": 5}))
+    assert shown_controls(notebook) == [(slider.model_id, "IntSliderModel")]
+    assert linked_to_a_stack(notebook) == set()
+    with pytest.raises(AssertionError, match="drive nothing"):
+        test_every_control_the_book_shows_switches_a_precomputed_result(notebook)

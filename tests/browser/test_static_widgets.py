@@ -21,8 +21,16 @@ from .test_offline_book import render
 
 # page -> the index of each control's starting value (the value the prose names)
 DEMOS = {
+    "book/attention/positional": (3, 2),  # d = 128 of 16..256, base 10000 of 100..100000 (the figure above it)
     "book/attention/scaling": (14,),  # c = 1/sqrt(64) = 2**-3, the 15th of 2**(k/4), k = -26..6
+    "book/attention/train-tiny-transformer": (0, 1, 0),  # the best head (layer 1, head 2), the first prompt
+    "book/background/scaling-and-cost": (1, 1, 1, 3),  # 7B params, 2000B tokens, 1024 GPUs, ZeRO stage 3
+    "book/background/strategy": (1, 2, 1),  # 2 dollars per GPU-hour, 1000 tokens/s, 50% busy
+    "book/bert/idea": (0,),  # "bank", the word of the table above it
+    "book/cases/recommendation": (0,),  # user 1 of users 1..40
     "book/foundations/optimizers": (3, 2, 2, 1),  # adam, rosenbrock (surfaces sorted), lr 0.05, momentum 0.9
+    "book/gnn/karate": (13,),  # epoch 300, the last of 14
+    "book/scale/distributed": (1, 1, 3, 0, 0),  # 7B params, 8 GPUs, ZeRO stage 3, adam, mixed precision
 }
 SHOWN = f"""() => [...document.querySelectorAll('[class*="{SETTING_CLASS}-"]')].map(e => {{
     const cls = [...e.classList].find(c => c.startsWith('{SETTING_CLASS}-'));
@@ -133,3 +141,16 @@ def test_every_control_switches_to_the_stored_result(page: str, transport: str, 
         assert probe.blocked_requests == [], f"{page} tried to reach the network: {probe.blocked_requests[:5]}"
     finally:
         probe.close()
+
+
+def test_every_page_with_a_precomputed_demo_is_checked() -> None:
+    """A page that stores per-setting results must be in DEMOS, with the starting setting the page stores."""
+    pages = {}
+    for notebook in sorted((ROOT / "book").rglob("*.ipynb")):
+        page = str(notebook.relative_to(ROOT).with_suffix(""))
+        state = json.loads(notebook.read_text()).get("metadata", {}).get("widgets", {})
+        if SETTING_CLASS + "-" in json.dumps(state):
+            pages[page] = notebook
+    assert sorted(pages) == sorted(DEMOS), f"pages with a precomputed demo {sorted(pages)}, checked {sorted(DEMOS)}"
+    for page, notebook in pages.items():
+        assert setting_class(DEMOS[page]) in stored_results(notebook), f"{page}: no stored result for {DEMOS[page]}"
