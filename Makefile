@@ -23,7 +23,7 @@ PERTURB ?=
 NB_ENV := $(if $(filter ci,$(PERTURB)),env $(PERTURBED_CI_ENV),$(if $(PERTURB),env $(PERTURBED_ENV),))
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: book test unit notebooks check-nb html-strict browser-test zip lab nb clean web-assets
+.PHONY: book test unit notebooks check-nb html-strict browser-test zip lab nb clean web-assets pdf notebooks-zip
 .DEFAULT_GOAL := book
 
 # torch first: a CUDA build where there is a GPU, a CPU build elsewhere (PyPI's
@@ -73,6 +73,18 @@ zip:
 	rm -f _build/lepton-book-html.zip
 	cd _build && $(abspath $(PY)) -c 'import shutil; shutil.make_archive("lepton-book-html", "zip", ".", "html")'
 	@echo "_build/lepton-book-html.zip"
+
+# The whole book to take away, linked from the intro: every notebook in one zip (each HTML build
+# also writes it, _ext/lepton_downloads.py) and every page in one PDF, printed in the order of the
+# table of contents by the system Chromium (a few minutes, so not part of `make test`).
+notebooks-zip: $(BIN)/.installed
+	mkdir -p _build/html
+	$(PY) -c 'import sys; sys.path.insert(0, "_ext"); from lepton_downloads import write_notebooks_zip as w; from pathlib import Path; print(w(Path("."), Path("_build/html/lepton-book-notebooks.zip")), "notebooks")'
+	@echo "_build/html/lepton-book-notebooks.zip"
+
+pdf: $(BIN)/.installed
+	@test -f _build/html/index.html || { echo "build the book first: make book"; exit 2; }
+	$(PY) _ext/print_book.py _build/html _build/html/lepton-book.pdf
 
 unit: $(BIN)/.installed
 	$(PY) -m pytest tests --ignore=tests/browser -p no:cacheprovider $(PYTEST_ARGS)
