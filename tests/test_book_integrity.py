@@ -258,3 +258,19 @@ def test_checker_skips_only_glossary_term_lines():
     text = "```{glossary}\nAttention — 注意力\n  这是一个用于测试的很长的中文句子它一共有\n```\n"
     kept = drop_glossary_term_lines(text)
     assert "注意力" not in kept and "这是一个用于测试的很长的中文句子它一共有" in kept
+
+
+def test_every_notebook_installs_what_it_imports_on_colab():
+    """The first code cell installs lepton_lib with the ``book`` extra on Colab (every notebook imports myst_nb's
+    glue, the widget pages ipywidgets); the extra must hold them."""
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["book"]
+    names = {re.split(r"[<>=\[ ]", req, maxsplit=1)[0].lower() for req in extra}
+    assert {"myst-nb", "ipywidgets"} <= names, f"pyproject's [book] extra lacks myst-nb or ipywidgets: {extra}"
+    wrong = []
+    for path in sorted(BOOK.rglob("*.ipynb")):
+        first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        if '"lepton_lib[book] @ git+' not in "".join(first["source"]) or "google.colab" not in "".join(first["source"]):
+            wrong.append(str(path.relative_to(REPO)))
+    assert wrong == [], f"first code cell does not install lepton_lib[book] on Colab only: {wrong[:5]}"
