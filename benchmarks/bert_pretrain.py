@@ -50,7 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lepton_lib.bert import BertConfig, BertForPreTraining  # noqa: E402
 from lepton_lib.interop.huggingface import from_hf_state_dict  # noqa: E402
-from lepton_lib.background import transformer_training_flops  # noqa: E402
+from lepton_lib.bert.pretraining import pretraining_flops  # noqa: E402
 from lepton_lib.core import command_line, provenance  # noqa: E402
 from lepton_lib.bert import mask_tokens  # noqa: E402
 
@@ -188,10 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {name: median_seconds(step_fn(model, batch, name != "hf", autocast_bf16=bf16), args.repeats, args.warmup)
                for name, model in models.items()}
     tokens = args.batch * args.seq_len
-    L, H, V, S = config.num_hidden_layers, config.hidden_size, config.vocab_size, args.seq_len
-    encoder_params = sum(p.numel() for p in models["ours"].bert.encoder.parameters())
-    useful_flops = (transformer_training_flops(encoder_params, tokens) + 3 * 4 * L * S * H * tokens
-                    + 3 * 2 * (H * H + V * H) * n_masked)
+    useful_flops = pretraining_flops(config, tokens, args.seq_len, n_masked)
     peak = matmul_gflops(args.matmul_size, torch.bfloat16 if bf16 else torch.float32, device=args.device)
     bf16_small = matmul_gflops(min(args.matmul_size, 512), torch.bfloat16, repeats=2, device=args.device)
     fp32_small = matmul_gflops(min(args.matmul_size, 512), torch.float32, device=args.device)
@@ -207,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     head["machine"] |= {"load_average_1min": os.getloadavg()[0], "platform": platform.platform()}
     result = {
         **head,
-        "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": S,
+        "transformers": transformers.__version__, "preset": args.preset, "batch": args.batch, "seq_len": args.seq_len,
         "threads": args.threads, "device": args.device, "precision": args.precision,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "dropout_while_timing": args.dropout, "masked_tokens": n_masked,
         "useful_flops_per_step": useful_flops, "matmul_fp32_gflops": peak,
@@ -218,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     where = result['machine']['gpu'] if args.device == "cuda" else f"{result['machine']['cpu']}, {args.threads} threads"
     print(f"# {where}, {args.precision}, torch {result['machine']['torch']}, "
           f"transformers {result['transformers']}, load average {result['machine']['load_average_1min']:.2f}")
-    print(f"# {args.preset}: batch {args.batch} x {S} tokens, {n_masked} masked; "
+    print(f"# {args.preset}: batch {args.batch} x {args.seq_len} tokens, {n_masked} masked; "
           f"{useful_flops / 1e9:.1f} useful GFLOP per step; large {args.precision} matmul "
           f"({args.matmul_size}^3) {peak:.1f} GFLOP/s")
     print(f"{'variant':<20} {'s/step':>8} {'tokens/s':>9} {'GFLOP/s':>8} {'of matmul':>9} {'x hf':>6} {'loss':>9}")

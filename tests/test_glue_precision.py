@@ -196,3 +196,14 @@ def test_glue_number_stores_the_rounded_value_and_its_tolerance(monkeypatch):
         glue_number("bad", 1.0, tolerance=-1)
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         glue_number("", 1.0)
+
+
+def test_scientific_text_writes_the_power_of_ten_as_prose_shows_it():
+    from lepton_lib.core import scientific_text
+
+    assert scientific_text(3.14e14) == "3.1 \u00d7 10\u00b9\u2074"
+    assert scientific_text(2.5e-5, 2) == "2.50 \u00d7 10\u207b\u2075"
+    assert scientific_text(9.96e19) == "1.0 \u00d7 10\u00b2\u2070"  # rounding carries into the exponent
+    for bad in (0, float("inf"), "1e3"):
+        with pytest.raises(ValueError, match="value must be"):
+            scientific_text(bad)

@@ -184,3 +184,15 @@ def test_config_validation(overrides, message):
 def test_scan_checks_input_width():
     with pytest.raises(ValueError, match="x has shape"):
         lstm_scan(torch.zeros(2, 3, 4), LSTMWeights.from_torch(nn.LSTM(5, 2)))
+
+
+def test_lstm_baseline_settings_are_the_ones_build_classifier_uses():
+    from lepton_lib.bert.fine_tuning import DEFAULT_LR
+    from lepton_lib.bert.lstm_classifier import LSTM_BASELINE, LSTMBaselineSettings
+
+    assert DEFAULT_LR["lstm"] == LSTM_BASELINE.lr == 5e-3
+    assert LSTM_BASELINE.config(100, 0) == LSTMClassifierConfig(vocab_size=100, embedding_size=32, hidden_size=64,
+                                                                dropout=0.3)
+    for bad in (dict(lr=0), dict(dropout=1.0), dict(embedding_size=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LSTMBaselineSettings(**bad)

@@ -3,7 +3,8 @@
     python -m lepton_lib.bert.fine_tuning_recipe --tasks sst2 mr --pretrained ours=runs/tiny/final \\
         --scratch runs/tiny/final --minilm --seeds 0 1 2 --train-size 1000 --out book/bert/results/finetune_grid.json
     python -m lepton_lib.bert.fine_tuning_recipe --pretrained mlm=runs/tapt-mlm/final --scratch runs/tapt-mlm/final \\
-        --lstm --seeds 0 1 2 3 4 --train-size 250 1000 --out runs/transfer_grid.json   # several label budgets
+        --lstm --seeds 0 1 2 3 4 --train-size 250 1000 --min-steps 250 --out runs/transfer_grid.json
+        # several label budgets; --min-steps: the small ones train for more epochs (at least 250 steps)
 
 The book's grid and the pretraining runs it needs are re-created by ``make reproduce ONLY=finetune_grid``
 (see ``tools/results.toml``). ``--dev-size`` evaluates on a seeded subset of the evaluation set, for
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train-size", type=positive_int_arg, nargs="+", default=[1000],
                    help="labelled training sentences per run; several values: one grid per label budget")
     p.add_argument("--epochs", type=positive_int_arg, default=4)
+    p.add_argument("--min-steps", type=non_negative_int_arg, default=0,
+                   help="at least this many optimizer steps: small label budgets get more epochs (Zhang et al. 2020)")
+    p.add_argument("--pooling", choices=["cls", "mean"], default="cls",
+                   help="what the BERT classifiers classify: the pooled [CLS] (BERT's choice) or the mean token")
     p.add_argument("--minilm-epochs", type=positive_int_arg, default=2, help="MiniLM is 25 times larger: fewer epochs")
     p.add_argument("--batch-size", type=positive_int_arg, default=32)
     p.add_argument("--dev-size", type=positive_int_arg, default=None,
@@ -65,11 +71,12 @@ def main(argv: list[str] | None = None) -> dict:
             for name, init, directory in inits:
                 for seed in args.seeds:
                     train, dev = load_task(task, size, seed=seed, dev_size=args.dev_size)
-                    model, tokenizer = build_classifier(init, seed, directory)
+                    model, tokenizer = build_classifier(init, seed, directory, args.pooling)
                     epochs = args.minilm_epochs if init == "minilm" else args.epochs
+                    epochs = max(epochs, math.ceil(args.min_steps / math.ceil(len(train) / args.batch_size)))
                     result = finetune_classifier(model, tokenizer, train, dev, epochs, args.batch_size,
                                                  DEFAULT_LR[init], seed=seed, progress=False,
-                                                 evaluate_every_epoch=False)
+                                                 evaluate_every_epoch=False, fused=True)
                     runs.append({"task": task, "train_size": size, "model": name, "directory": directory,
                                  "seed": seed, "epochs": epochs, "lr": DEFAULT_LR[init]} | asdict(result))
                     print(f"{task:5} {size:6} {name:12} seed {seed}: accuracy {result.dev_accuracy[-1]:.4f}",

@@ -28,6 +28,9 @@ Pooling: the concatenated final states ``[h_forward(last token); h_backward(firs
 what the documents' Keras ``LSTM`` layer returns (its last output) made bidirectional, and with
 packing it needs no mask at all. Masked max- or mean-pooling over time are the alternatives (an
 exercise in the book's page).
+
+``LSTM_BASELINE`` holds the baseline's settings (model size and learning rate), the one copy that
+book/bert/lstm-baseline and ``build_classifier("lstm")`` of the fine-tuning grid both read.
 """
 from __future__ import annotations
 
@@ -38,9 +41,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from lepton_lib.core.checks import check_non_negative_int, check_positive_int, check_tensor, should_check_values
+from lepton_lib.core.checks import (check_non_negative_int, check_positive_int, check_positive_number, check_tensor,
+                                    should_check_values)
 
-__all__ = ["LSTMWeights", "lstm_cell", "lstm_scan", "LSTMClassifierConfig", "LSTMClassifier"]
+__all__ = ["LSTMWeights", "lstm_cell", "lstm_scan", "LSTMClassifierConfig", "LSTMClassifier",
+           "LSTMBaselineSettings", "LSTM_BASELINE"]
 
 
 # --- the cell, from scratch ------------------------------------------------------------------------
@@ -184,3 +189,31 @@ class LSTMClassifier(nn.Module):
             got = tuple(token_type_ids.shape) if isinstance(token_type_ids, Tensor) else type(token_type_ids).__name__
             raise ValueError(f"token_type_ids must have input_ids' shape, got {got}")
         return self.classifier(self.dropout(self.features(input_ids, attention_mask)))  # (B, num_labels)
+
+
+# --- the book's baseline ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LSTMBaselineSettings:
+    """The settings of the book's LSTM baseline: its size and ``finetune_classifier``'s peak learning rate.
+
+    The vocabulary (and so ``vocab_size`` and ``pad_token_id``) is the tokenizer's, given to ``config``.
+    """
+
+    embedding_size: int = 32
+    hidden_size: int = 64  # per direction
+    dropout: float = 0.3
+    lr: float = 5e-3  # AdamW's peak rate in finetune_classifier, reached after the warm-up
+
+    def __post_init__(self) -> None:
+        self.config(vocab_size=1)  # LSTMClassifierConfig checks the sizes and the dropout
+        check_positive_number("lr", self.lr)
+
+    def config(self, vocab_size: int, pad_token_id: int = 0) -> LSTMClassifierConfig:
+        """The classifier's configuration (bidirectional, one layer, 2 labels) on a vocabulary of ``vocab_size``."""
+        return LSTMClassifierConfig(vocab_size=vocab_size, embedding_size=self.embedding_size,
+                                    hidden_size=self.hidden_size, dropout=self.dropout, pad_token_id=pad_token_id)
+
+
+LSTM_BASELINE = LSTMBaselineSettings()

@@ -310,11 +310,21 @@ class BertForPreTraining(nn.Module):
 
 
 class BertForSequenceClassification(nn.Module):
-    """``forward(input_ids, attention_mask, token_type_ids) -> logits (B, num_labels)`` from the pooled [CLS]."""
+    """``forward(input_ids, attention_mask, token_type_ids) -> logits (B, num_labels)``.
 
-    def __init__(self, config: BertConfig) -> None:
+    ``pooling="cls"`` classifies the pooled [CLS] vector (BERT's and Hugging Face's choice);
+    ``"mean"`` the mean of the last layer's vectors over the real (unpadded) tokens, as Sentence-BERT
+    does: a model pretrained with MLM alone never trains [CLS] or the pooler, while every token's
+    vector was trained to describe its context.
+    """
+
+    POOLINGS = ("cls", "mean")
+
+    def __init__(self, config: BertConfig, pooling: str = "cls") -> None:
         super().__init__()
-        self.config = config
+        if pooling not in self.POOLINGS:
+            raise ValueError(f"pooling must be one of {self.POOLINGS}, got {pooling!r}")
+        self.config, self.pooling = config, pooling
         self.bert = BertModel(config)
         p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
         self.dropout = nn.Dropout(p)
@@ -323,7 +333,13 @@ class BertForSequenceClassification(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None) -> Tensor:
-        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        if self.pooling == "cls":
+            pooled = out.pooler_output  # (B, H)
+        else:
+            keep = (torch.ones_like(input_ids) if attention_mask is None else attention_mask).unsqueeze(-1)
+            keep = keep.to(out.last_hidden_state.dtype)  # (B, L, 1)
+            pooled = (out.last_hidden_state * keep).sum(1) / keep.sum(1).clamp(min=1)  # (B, H)
         return self.classifier(self.dropout(pooled))
 
 

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lepton_lib.attention.tiny_models import IGNORE_INDEX
-from lepton_lib.bert.model import BertForPreTraining
+from lepton_lib.background.flops import transformer_training_flops
+from lepton_lib.bert.model import BertConfig, BertForPreTraining
 from lepton_lib.bert.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from lepton_lib.bert.pretraining_data import ExampleStream, PretrainingBatcher
 from lepton_lib.core.checks import check_positive_int
@@ -39,7 +40,7 @@ from lepton_lib.foundations.schedules import linear_warmup_decay_scheduler
 
 __all__ = [
     "PretrainConfig", "TrainLog", "weight_decay_groups", "build_optimizer", "autocast_dtype", "pretrain",
-    "evaluate_pretraining", "fill_mask",
+    "evaluate_pretraining", "fill_mask", "pretraining_flops",
 ]
 
 
@@ -320,3 +321,23 @@ def fill_mask(model: BertForPreTraining, tokenizer, text: str, top_k: int = 5) -
     top = probs.topk(top_k, dim=-1)
     return [[(tokenizer.id_to_token[i], round(p, 4)) for i, p in zip(row_ids.tolist(), row_p.tolist())]
             for row_ids, row_p in zip(top.indices, top.values)]
+
+
+def pretraining_flops(config: BertConfig, tokens: int, seq_len: int, masked: int) -> float:
+    """Useful training FLOPs of MLM pretraining: ``tokens`` token slots in sequences of ``seq_len``, ``masked``
+    of them predicted (a multiply-add is 2 FLOPs; backward = 2 x forward, so training = 3 x forward).
+
+    ``6 N`` per token for the N encoder weights, the attention scores and their weighted sum
+    (``3 x 4 L S H`` per token, bidirectional: every query sees all S keys), and the MLM head
+    (transform and vocabulary projection) on the masked positions only, as ``BertForPreTraining``
+    computes it. Embedding look-ups are free; the NSP head is negligible.
+    """
+    for name, value in (("tokens", tokens), ("seq_len", seq_len)):
+        check_positive_int(name, value)
+    if not (isinstance(masked, int) and 0 <= masked <= tokens):
+        raise ValueError(f"masked must be an int in [0, tokens={tokens}], got {masked!r}")
+    layers, hidden, vocab = config.num_hidden_layers, config.hidden_size, config.vocab_size
+    inter = config.intermediate_size
+    encoder_params = layers * (4 * hidden * hidden + 2 * hidden * inter + 9 * hidden + inter)  # + biases, norms
+    return (transformer_training_flops(encoder_params, tokens) + 3 * 4 * layers * seq_len * hidden * tokens
+            + 3 * 2 * (hidden * hidden + vocab * hidden) * masked)

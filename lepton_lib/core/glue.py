@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 from IPython.display import display
 
-__all__ = ["TOLERANCE_KEY", "glue_number", "glue_value", "rounded"]
+__all__ = ["TOLERANCE_KEY", "glue_number", "glue_value", "rounded", "scientific_text"]
 
 # myst-nb finds glued values by this metadata key and mime prefix (myst_nb.ext.glue).
 _SCRAPBOOK_PREFIX = "application/papermill.record/"
@@ -88,3 +88,16 @@ def glue_number(name: str, value: float, digits: int | None = None, *, significa
     """
     glue_value(name, rounded(value, digits, significant=significant),
                tolerance=tolerance, rel_tolerance=rel_tolerance)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def scientific_text(value: float, digits: int = 1) -> str:
+    """``3.1 × 10¹⁴`` for 3.14e14: a large or small number as prose shows it (glue it with ``glue_value``)."""
+    if not (isinstance(value, Real) and math.isfinite(value) and value != 0):
+        raise ValueError(f"value must be a finite non-zero number, got {value!r}")
+    if not (isinstance(digits, int) and digits >= 0):
+        raise ValueError(f"digits must be an int >= 0, got {digits!r}")
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa} \u00d7 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
