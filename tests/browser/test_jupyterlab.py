@@ -11,9 +11,10 @@ result (the cell's Output widgets) changes. No cell may end with an error output
 the kernel may publish no error (a failing widget callback's included) and the
 page may show no dialog.
 
-It records how glued numbers show (jupyterlab-myst has no glue role: a test
-below pins that gap until it closes) and whether the notebook is marked modified
-the moment it opens. Screenshots and ``summary.json`` go to
+It records how glued numbers show (jupyterlab-myst has no glue role; the book's own
+extension tools/lab/lepton-glue, installed from requirements.txt, pastes the glued values,
+and a test below checks that each shows as myst-nb formats it in the book) and whether the
+notebook is marked modified the moment it opens. Screenshots and ``summary.json`` go to
 ``_build/screenshots/jupyterlab/`` (printed when the test runs).
 """
 from __future__ import annotations
@@ -51,7 +52,8 @@ RAW_MYST = {
     "doc": r"\{doc\}`",
     "admonition": r":::\s*\{(admonition|note|tip|warning|important|seealso)\}",
 }
-GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")  # the role's target: [notebook::]name[:format]
+GLUE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")  # the role's kind and target: [notebook::]name[:format]
+GLUE_S = 60  # lepton-glue pastes the glued values once the prose has rendered
 
 
 def widget_notebooks() -> list[str]:
@@ -203,8 +205,10 @@ LISTEN = f"""path => {{
 PROSE = f"""path => {{
     const panel = ({PANEL})(path);
     const cells = panel.content.widgets.filter(c => c.model.type === 'markdown');
-    const text = cells.map(c => c.node.querySelector('.jp-MarkdownOutput, .jp-RenderedMarkdown, .myst')?.innerText || '').join('\\n');
-    return {{text, dirty: panel.context.model.dirty,
+    const shown = cells.map(c => c.node.querySelector('.jp-MarkdownOutput, .jp-RenderedMarkdown, .myst'));
+    const text = shown.map(n => n?.innerText || '').join('\\n');
+    const allText = shown.map(n => n?.textContent || '').join('\\n');  // collapsed dropdowns' text too
+    return {{text, allText, dirty: panel.context.model.dirty,
              admonitions: panel.node.querySelectorAll('.jp-MarkdownCell aside, .jp-MarkdownCell .admonition, .jp-MarkdownCell details').length}};
 }}"""
 
@@ -289,14 +293,53 @@ def _move_a_control(cell) -> str:
     return f"slider: {before} -> {control.get_attribute('aria-valuenow')}"
 
 
-def glue_shown(notebook: Path, rendered: str) -> dict:
-    """How the notebook's glued numbers show in Lab's rendered prose: as their value (``numbers``)
-    or as the role's target text (``as_names``: jupyterlab-myst renders an unknown role as its
-    text, plain Lab shows the whole ``{glue:text}`...` ``)."""
+def glue_roles(notebook: Path) -> list[tuple[str, str]]:
+    """The glue roles of the notebook's markdown cells: (kind, target), kind "" for ``{glue}``."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    targets = [t for c in cells if c["cell_type"] == "markdown" for t in GLUE.findall("".join(c["source"]))]
-    as_names = [t for t in dict.fromkeys(targets) if t in rendered]
-    return {"roles": len(targets), "as_names": len(as_names), "examples": as_names[:3]}
+    return [role for c in cells if c["cell_type"] == "markdown" for role in GLUE.findall("".join(c["source"]))]
+
+
+def stored_glue(notebook: Path) -> dict[str, str]:
+    """The ``text/plain`` of every value the notebook's stored outputs glue, by name."""
+    found = {}
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            scrapbook = output.get("metadata", {}).get("scrapbook")
+            plain = scrapbook and output.get("data", {}).get(scrapbook["mime_prefix"] + "text/plain")
+            if plain is not None:
+                found[scrapbook["name"]] = "".join(plain) if isinstance(plain, list) else plain
+    return found
+
+
+def book_text(notebook: Path, kind: str, target: str) -> str:
+    """What the book (myst-nb) shows for the role ``{glue:kind}`target` `` of ``notebook``."""
+    from myst_nb.core.variables import format_plain_text
+
+    key, spec = target, ""
+    if kind == "text" and ":" in target and not target.rsplit(":", 1)[0].endswith(":"):
+        key, spec = target.rsplit(":", 1)
+    source = notebook
+    if "::" in key:
+        doc, key = key.split("::", 1)
+        source = notebook.parent / doc
+    values = stored_glue(source)
+    if key not in values:
+        raise AssertionError(f"{notebook.name}: the role {{glue:{kind}}}`{target}` names {key!r}, which "
+                             f"{source.name}'s stored outputs do not glue (they glue {sorted(values)[:5]}...)")
+    return format_plain_text(values[key], spec) if kind == "text" else values[key]
+
+
+def glue_shown(notebook: Path, rendered: str) -> dict:
+    """How the notebook's glued numbers show in Lab's rendered prose: each role's target text
+    (``as_names``: jupyterlab-myst renders an unknown role as its text) must be gone and the
+    value the book shows for it (``book_text``) must be in the prose (``not_shown`` lists those
+    that are not)."""
+    roles = list(dict.fromkeys(glue_roles(notebook)))
+    as_names = [target for _, target in roles if target in rendered]
+    not_shown = [f"{target} -> {text!r}" for kind, target in roles
+                 if (text := book_text(notebook, kind, target)) not in rendered]
+    return {"roles": len(roles), "as_names": len(as_names), "examples": as_names[:3],
+            "not_shown": len(not_shown), "not_shown_examples": not_shown[:3]}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
@@ -314,10 +357,14 @@ def test_widget_notebook_runs_and_responds_in_jupyterlab(notebook: str, lab: Lab
         page.wait_for_function(OPENED, arg=notebook, timeout=START_S * 1000, polling=500)
         page.evaluate(LISTEN, notebook)
         page.wait_for_timeout(1500)  # let every markdown cell render (and any late change mark the model dirty)
+        targets = [target for _, target in glue_roles(lab.root / notebook)]
+        with contextlib.suppress(Exception):  # not pasted in time: the glue test below reports which
+            page.wait_for_function(f"targets => !targets.some(t => ({PROSE})({json.dumps(notebook)}).allText.includes(t))",
+                                   arg=targets, timeout=GLUE_S * 1000, polling=500)
         prose = page.evaluate(PROSE, notebook)
         record["modified_on_open"] = prose["dirty"]
         record["raw_myst"] = {k: len(re.findall(p, prose["text"])) for k, p in RAW_MYST.items()}
-        record["glue"] = glue_shown(lab.root / notebook, prose["text"])
+        record["glue"] = glue_shown(lab.root / notebook, prose["allText"])
         record["rendered_admonitions"] = prose["admonitions"]
         page.evaluate(SHOW_GLUED, notebook)
         page.wait_for_timeout(300)
@@ -369,13 +416,15 @@ def test_widget_notebook_runs_and_responds_in_jupyterlab(notebook: str, lab: Lab
         (ARTEFACTS / "summary.json").write_text(json.dumps(SUMMARY, indent=2))
 
 
-# A known gap, not an expected failure (CI's LEPTON_REQUIRE_ALL=1 refuses xfails): jupyterlab-myst (2.7.0) has no
-# glue role (jupyter-book/jupyterlab-myst#165), so Lab shows a glued number as the text of its role, `name:format`.
-def test_glued_numbers_still_show_as_their_names_in_jupyterlab() -> None:
-    """Runs after the notebook tests (file order) and reads what they recorded. It pins the gap (issue 18 is open
-    on it): once Lab renders glue, this fails, and it must become the test that every glued number shows as a
-    number (``as_names == {}``)."""
+# jupyterlab-myst (2.7.0) has no glue role (jupyter-book/jupyterlab-myst#165): it shows a glued number as the text of
+# its role, `name:format`. The book's extension tools/lab/lepton-glue (requirements.txt) pastes the glued values.
+def test_glued_numbers_show_as_their_values_in_jupyterlab() -> None:
+    """Runs after the notebook tests (file order) and reads what they recorded: in every opened notebook, no glue
+    role shows as its name and every glued value shows as the book shows it (the stored ``text/plain`` formatted
+    by myst-nb's ``format_plain_text``, cross-notebook roles included)."""
     recorded = {notebook: r["glue"] for notebook, r in SUMMARY.items() if "glue" in r}
     assert recorded, "no notebook was opened in JupyterLab (run the whole module)"
-    as_names = {notebook: g for notebook, g in recorded.items() if g["as_names"]}
-    assert as_names, f"Lab now renders every glued number ({recorded}): replace this test by the opposite check"
+    assert sum(g["roles"] for g in recorded.values()), f"the opened notebooks glue nothing ({recorded}): check more"
+    wrong = {notebook: g for notebook, g in recorded.items() if g["as_names"] or g["not_shown"]}
+    assert not wrong, (f"glued numbers not shown as their values in Lab ({wrong}); is lepton-glue "
+                       "(tools/lab/lepton-glue, requirements.txt) installed? `jupyter labextension list`")
