@@ -129,3 +129,25 @@ def test_code_tree_ignores_magics_and_layout_only() -> None:
     assert tool.code_tree("s = 'a' 'b'") == tool.code_tree('s = "ab"')
     assert tool.code_tree("x = 1") != tool.code_tree("x = 2")
     assert tool.code_tree("def f(:") is None
+
+
+def test_a_comment_that_forced_a_wrap_goes_above_its_statement() -> None:
+    wrapped = (
+        "make_reproducible(\n    seed=0, threads=1\n)  # graph operations this small gain nothing from a second thread\n"
+        "for x in y:\n    total = sum(\n        x\n    )  # why\n"
+    )
+    hoisted = tool.hoist_wrapped_comments(wrapped)
+    assert hoisted == (
+        "# graph operations this small gain nothing from a second thread\n"
+        "make_reproducible(\n    seed=0, threads=1\n)\n"
+        "for x in y:\n    # why\n    total = sum(\n        x\n    )\n"
+    )
+    assert tool.code_tree(hoisted) == tool.code_tree(wrapped)
+    assert tool.ruff_format([hoisted])[0].startswith("# graph operations")  # ruff joins the call again
+    assert "make_reproducible(seed=0, threads=1)\n" in tool.ruff_format([hoisted])[0]
+    one_line = "x = f(1)  # stays where it is\n"
+    magic = "%time f(\n    1\n)  # a magic cell is left alone\n"
+    assert tool.hoist_wrapped_comments(one_line) == one_line
+    assert tool.hoist_wrapped_comments(magic) == magic
+    long_comment = "f(\n    1\n)  # " + "word " * 30 + "\n"
+    assert all(len(line) <= tool.LINE_LENGTH for line in tool.hoist_wrapped_comments(long_comment).splitlines())

@@ -30,8 +30,11 @@ import argparse
 import ast
 import json
 import re
+import io
 import subprocess
 import sys
+import textwrap
+import tokenize
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +130,41 @@ def line_length(cell: dict) -> int:
     return HIDDEN_INPUT_LINE_LENGTH if "hide-input" in cell.get("metadata", {}).get("tags", []) else LINE_LENGTH
 
 
+CLOSING_LINE = re.compile(r"^\s*[)\]}]")  # a line that starts by closing a bracket
+
+
+def hoist_wrapped_comments(source: str, length: int = LINE_LENGTH) -> str:
+    """Move a comment that ends a statement split over several lines (``)  # why``: ruff wraps a
+    line that only a trailing comment made too long) onto its own lines above the statement,
+    wrapped to ``length``, so that ruff can join the statement again. Cells with magics, or that
+    do not parse, are returned unchanged; the syntax tree never changes (comments are not in it)."""
+    if any(MAGIC_LINE.match(line) for line in source.splitlines()):
+        return source
+    try:
+        tree = ast.parse(source)
+        comments = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT]
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    lines = source.splitlines()
+    ends: dict[int, ast.stmt] = {}  # last line -> the innermost statement ending there
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and node.end_lineno is not None:
+            if node.end_lineno not in ends or node.lineno > ends[node.end_lineno].lineno:
+                ends[node.end_lineno] = node
+    for comment in sorted(comments, key=lambda t: -t.start[0]):  # bottom-up keeps line numbers valid
+        row, col = comment.start
+        statement = ends.get(row)
+        line = lines[row - 1]
+        if statement is None or statement.lineno == row or not CLOSING_LINE.match(line) or not line[:col].strip():
+            continue
+        indent = " " * statement.col_offset
+        text = comment.string.lstrip("#").strip()
+        wrapped = textwrap.wrap(text, width=max(20, length - len(indent) - 2)) or [""]
+        lines[row - 1] = line[:col].rstrip()
+        lines[statement.lineno - 1:statement.lineno - 1] = [f"{indent}# {part}" for part in wrapped]
+    return "\n".join(lines) + ("\n" if source.endswith("\n") else "")
+
+
 def ruff_format(sources: list[str], length: int = LINE_LENGTH) -> list[str]:
     """Every source formatted by ruff at line length ``length``, in one call (a notebook holding
     them as code cells)."""
@@ -164,6 +202,11 @@ def format_notebook(path: Path, write: bool) -> tuple[int, list[Problem]]:
     for length in set(lengths):
         group = [k for k, n in enumerate(lengths) if n == length]
         for k, text in zip(group, ruff_format([before[k] for k in group], length)):
+            after[k] = text
+        # comments that made ruff wrap a statement go above it; ruff then joins the statement again
+        hoisted = {k: hoist_wrapped_comments(after[k], length) for k in group}
+        again = [k for k in group if hoisted[k] != after[k]]
+        for k, text in zip(again, ruff_format([hoisted[k] for k in again], length)):
             after[k] = text
     changed, problems = 0, []
     for i, old, new, length in zip(index, before, after, lengths):
