@@ -178,6 +178,19 @@ def test_every_notebook_has_a_kernelspec_and_language_info():
     assert not missing, f"notebooks without kernel metadata (field: what is missing): {missing}"
 
 
+def test_every_notebook_names_the_kernel_ipykernel_installs():
+    """JupyterLab rewrites a notebook's kernelspec to the running kernel's on open, marking it modified
+    before the reader did anything; naming ipykernel's own spec keeps a notebook unmodified when opened."""
+    from ipykernel.kernelspec import get_kernel_dict
+
+    installed = get_kernel_dict()
+    expected = {"display_name": installed["display_name"], "language": installed["language"], "name": "python3"}
+    other = {str(p.relative_to(BOOK)): json.loads(p.read_text(encoding="utf-8"))["metadata"].get("kernelspec")
+             for p in book_pages() if p.suffix == ".ipynb"}
+    other = {name: spec for name, spec in other.items() if spec != expected}
+    assert not other, f"notebooks whose kernelspec is not {expected}: {other}"
+
+
 def test_no_source_sentence_is_copied():
     if not SEEDS.is_dir():
         pytest.skip(f"source documents not found at {SEEDS} (they live beside the repository)")

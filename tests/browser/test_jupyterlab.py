@@ -13,8 +13,8 @@ page may show no dialog.
 
 It records how glued numbers show (jupyterlab-myst has no glue role; the book's own
 extension tools/lab/lepton-glue, installed from requirements.txt, pastes the glued values,
-and a test below checks that each shows as myst-nb formats it in the book) and whether the
-notebook is marked modified the moment it opens. Screenshots and ``summary.json`` go to
+and a test below checks that each shows as myst-nb formats it in the book), and checks that
+the notebook is not marked modified the moment it opens. Screenshots and ``summary.json`` go to
 ``_build/screenshots/jupyterlab/`` (printed when the test runs).
 """
 from __future__ import annotations
@@ -370,6 +370,8 @@ def test_widget_notebook_runs_and_responds_in_jupyterlab(notebook: str, lab: Lab
         page.wait_for_timeout(300)
         page.screenshot(path=str(ARTEFACTS / f"{stem}-prose.png"))
         raw = {k: n for k, n in record["raw_myst"].items() if n}
+        # a kernelspec other than the one ipykernel installs is rewritten by Lab on open (a modified notebook)
+        assert not record["modified_on_open"], f"{notebook}: marked modified as soon as it opened"
         assert not raw, (f"{notebook}: MyST shown as raw text in Lab (counts {raw}); is jupyterlab-myst "
                          "(requirements.txt) installed and enabled?")
 
