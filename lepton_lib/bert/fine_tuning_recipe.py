@@ -23,6 +23,7 @@ import torch
 
 from lepton_lib.core.cli import name_and_directory_arg, non_negative_int_arg, positive_int_arg
 from lepton_lib.bert.fine_tuning import DEFAULT_LR, build_classifier, finetune_classifier, load_task
+from lepton_lib.bert.model import BertForSequenceClassification
 from lepton_lib.core.records import command_line, provenance
 from lepton_lib.foundations.metrics import mean_interval
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=positive_int_arg, default=4)
     p.add_argument("--min-steps", type=non_negative_int_arg, default=0,
                    help="at least this many optimizer steps: small label budgets get more epochs (Zhang et al. 2020)")
-    p.add_argument("--pooling", choices=["cls", "mean"], default="cls",
+    p.add_argument("--pooling", choices=BertForSequenceClassification.POOLINGS, default="cls",
                    help="what the BERT classifiers classify: the pooled [CLS] (BERT's choice) or the mean token")
     p.add_argument("--minilm-epochs", type=positive_int_arg, default=2, help="MiniLM is 25 times larger: fewer epochs")
     p.add_argument("--batch-size", type=positive_int_arg, default=32)
